@@ -1,0 +1,1 @@
+"""Data in, samples out: charsets, file formats, bundled digits, tf.data."""

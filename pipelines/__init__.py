@@ -1,0 +1,1 @@
+"""The jobs: preprocessing, segmentation, training, transcription and the CLI."""
