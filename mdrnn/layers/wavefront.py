@@ -1,0 +1,170 @@
+"""The MDLSTM recurrence of one scan direction, computed by wavefront.
+
+Every cell on the anti-diagonal i + j = k depends only on cells of diagonal k - 1,
+so the top-left scan of an H x W image takes H + W - 1 sequential steps, each one
+matmul over the whole batch. The image is "skewed" so that diagonal k becomes slice
+k of a (K, B, H, F) tensor, K = H + W - 1: row i of the diagonal holds cell
+(i, k - i). In that layout the predecessor along x of (i, k - i) is row i of the
+previous diagonal and the predecessor along y is row i - 1, a shift by one row.
+
+The backward pass is written by hand (`tf.custom_gradient`): it walks the diagonals
+in reverse and leaves the weight gradients to single matmuls after the loop, which
+is about twice as fast as autodiff through the loop.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def skew(x: tf.Tensor) -> tf.Tensor:
+    """Lay the anti-diagonals of an image out as time steps.
+
+    (B, H, W, F) -> (K, B, H, F), K = H + W - 1, with out[k, b, i] = x[b, i, k - i]
+    and zeros where k - i falls outside [0, W).
+    """
+    shape = tf.shape(x)
+    b, h, w, f = shape[0], shape[1], shape[2], shape[3]
+    # Pad each row with H zeros and re-read the flat buffer with rows one shorter:
+    # row i then starts i elements early, which shifts it right by i.
+    x = tf.pad(x, [[0, 0], [0, 0], [0, h], [0, 0]])  # (B, H, W+H, F)
+    x = tf.reshape(x, [b, h * (w + h), f])[:, : h * (w + h - 1)]
+    x = tf.reshape(x, [b, h, w + h - 1, f])  # (B, H, K, F)
+    return tf.transpose(x, [2, 0, 1, 3])  # (K, B, H, F)
+
+
+def unskew(y: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    """Invert `skew`: (K, B, H, F) -> (B, H, W, F) with out[b, i, j] = y[i + j, b, i]."""
+    shape = tf.shape(y)
+    k, b, h, f = shape[0], shape[1], shape[2], shape[3]
+    y = tf.transpose(y, [1, 2, 0, 3])  # (B, H, K, F)
+    # Rows one longer than stored: row i then starts i elements late, a shift left by i.
+    y = tf.pad(tf.reshape(y, [b, h * k, f]), [[0, 0], [0, h], [0, 0]])
+    y = tf.reshape(y, [b, h, k + 1, f])
+    return y[:, :, :width]
+
+
+def _shift_down(x: tf.Tensor) -> tf.Tensor:
+    """Row i takes row i - 1 (zero for row 0): the predecessor along y. (B, H, F)."""
+    return tf.pad(x[:, :-1], [[0, 0], [1, 0], [0, 0]])
+
+
+def _shift_up(x: tf.Tensor) -> tf.Tensor:
+    """The transpose of `_shift_down`: row i takes row i + 1 (zero for the last)."""
+    return tf.pad(x[:, 1:], [[0, 0], [0, 1], [0, 0]])
+
+
+def _sum_cells(x: tf.Tensor) -> tf.Tensor:
+    """Sum over every axis but the last."""
+    return tf.reduce_sum(tf.reshape(x, [-1, tf.shape(x)[-1]]), axis=0)
+
+
+@tf.custom_gradient
+def scan_diagonals(xs: tf.Tensor, mask: tf.Tensor, recurrent: tf.Tensor, peephole: tf.Tensor):
+    """Run the top-left MDLSTM scan over skewed inputs.
+
+    Args:
+        xs: (K, B, H, 5n) input projections x @ kernel + bias, skewed.
+        mask: (K, B, H, 1) 1 where a cell is valid, 0 outside the image or masked.
+        recurrent: (2n, 5n); rows [:n] multiply h_y, rows [n:] multiply h_x.
+        peephole: (4, n) rows [p_i, p_fy, p_fx, p_o].
+
+    Returns:
+        (K, B, H, n) hidden states, zero at invalid cells.
+    """
+    n = peephole.shape[1]  # static, so sliced states keep their shape in the loops
+    steps = tf.shape(xs)[0]
+    dtype = xs.dtype
+    # h_prev @ [R_y | R_x] in one matmul; the y half is then shifted down a row,
+    # since the predecessor along y of row i is row i - 1 of the previous diagonal.
+    r_yx = tf.concat([recurrent[:n], recurrent[n:]], axis=1)  # (n, 10n)
+    p_i, p_fy, p_fx, p_o = tf.unstack(peephole)
+    zero_state = tf.zeros_like(xs[0, :, :, :n])  # (B, H, n)
+
+    def step(k, h_prev, c_prev, h_acc, c_acc, g_acc):
+        m = mask[k]
+        a = tf.einsum("bhn,nm->bhm", h_prev, r_yx)  # (B, H, 10n)
+        a_y, a_x = tf.split(a, 2, axis=-1)
+        z = xs[k] + _shift_down(a_y) + a_x
+        z_i, z_fy, z_fx, z_g, z_o = tf.split(z, 5, axis=-1)
+        c_y, c_x = _shift_down(c_prev), c_prev
+        i = tf.sigmoid(z_i + p_i * (c_y + c_x))
+        f_y = tf.sigmoid(z_fy + p_fy * c_y)
+        f_x = tf.sigmoid(z_fx + p_fx * c_x)
+        g = tf.tanh(z_g)
+        c = (i * g + f_y * c_y + f_x * c_x) * m
+        o = tf.sigmoid(z_o + p_o * c)
+        h = o * tf.tanh(c) * m
+        gates = tf.concat([i, f_y, f_x, g, o], axis=-1)
+        return (k + 1, h, c, h_acc.write(k, h), c_acc.write(k, c), g_acc.write(k, gates))
+
+    def accumulator():
+        return tf.TensorArray(dtype, size=steps, element_shape=zero_state.shape)
+
+    def gate_accumulator():
+        return tf.TensorArray(dtype, size=steps, element_shape=xs.shape[1:])
+
+    _, _, _, h_acc, c_acc, g_acc = tf.while_loop(
+        lambda k, *_: k < steps,
+        step,
+        (tf.constant(0), zero_state, zero_state, accumulator(), accumulator(),
+         gate_accumulator()),
+        maximum_iterations=steps,
+    )
+    hs, cs, gates = h_acc.stack(), c_acc.stack(), g_acc.stack()
+
+    def grad(dhs):
+        # States entering each diagonal: the previous diagonal's (zero before the first).
+        h_in = tf.concat([zero_state[None], hs[:-1]], axis=0)  # (K, B, H, n)
+        c_in = tf.concat([zero_state[None], cs[:-1]], axis=0)
+        r_t = tf.transpose(recurrent)  # (5n, 2n)
+
+        def back(k, dh_next, dc_next, dz_acc):
+            m = mask[k]
+            i, f_y, f_x, g, o = tf.split(gates[k], 5, axis=-1)
+            c = cs[k]
+            c_y, c_x = _shift_down(c_in[k]), c_in[k]
+            dh = (dhs[k] + dh_next) * m
+            tc = tf.tanh(c)
+            dz_o = dh * tc * o * (1 - o)
+            dc = (dc_next + dh * o * (1 - tc * tc) + dz_o * p_o) * m
+            dz_i = dc * g * i * (1 - i)
+            dz_fy = dc * c_y * f_y * (1 - f_y)
+            dz_fx = dc * c_x * f_x * (1 - f_x)
+            dz_g = dc * i * (1 - g * g)
+            dc_y = dc * f_y + dz_i * p_i + dz_fy * p_fy
+            dc_x = dc * f_x + dz_i * p_i + dz_fx * p_fx
+            dz = tf.concat([dz_i, dz_fy, dz_fx, dz_g, dz_o], axis=-1)  # (B, H, 5n)
+            dh_yx = tf.einsum("bhm,mn->bhn", dz, r_t)  # (B, H, 2n)
+            dh_prev = _shift_up(dh_yx[..., :n]) + dh_yx[..., n:]
+            dc_prev = _shift_up(dc_y) + dc_x
+            return k - 1, dh_prev, dc_prev, dz_acc.write(k, dz)
+
+        _, _, _, dz_acc = tf.while_loop(
+            lambda k, *_: k >= 0,
+            back,
+            (steps - 1, zero_state, zero_state, gate_accumulator()),
+            maximum_iterations=steps,
+        )
+        dxs = dz_acc.stack()  # (K, B, H, 5n)
+        # Weight gradients as single reductions over all cells, outside the loop.
+        height = tf.shape(xs)[2]
+
+        def cells(x):  # (K, B, H, F) -> (K*B, H, F)
+            return tf.reshape(x, [-1, height, tf.shape(x)[-1]])
+
+        h_prev, c_prev, dz = cells(h_in), cells(c_in), cells(dxs)
+        h_yx = tf.reshape(tf.concat([_shift_down(h_prev), h_prev], axis=-1), [-1, 2 * n])
+        d_recurrent = tf.matmul(h_yx, tf.reshape(dz, [-1, 5 * n]), transpose_a=True)
+        c_y, c_x = _shift_down(c_prev), c_prev
+        dz_i, dz_fy, dz_fx, _, dz_o = tf.split(dz, 5, axis=-1)
+        d_peephole = tf.stack([
+            _sum_cells(dz_i * (c_y + c_x)),
+            _sum_cells(dz_fy * c_y),
+            _sum_cells(dz_fx * c_x),
+            _sum_cells(dz_o * cells(cs)),
+        ])
+        return dxs, tf.zeros_like(mask), d_recurrent, d_peephole
+
+    return hs, grad
+
