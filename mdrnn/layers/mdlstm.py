@@ -118,10 +118,9 @@ class MDLSTM2D(keras.layers.Layer):
             axes = _FLIPS[direction]
             x_d = tf.reverse(x, axes) if axes else x
             m_d = tf.reverse(valid, axes) if axes else valid
-            # The input projection of every pixel in one matmul, before the loop.
-            xs = skew(tf.einsum("bhwc,cm->bhwm", x_d, kernel[d]) + bias[d])  # (K, B, H, 5n)
             peephole = tf.cast(self.peephole[d], dtype) if self.peepholes else zeros
-            hs = scan_diagonals(xs, skew(m_d[..., None]), recurrent[d], peephole)
+            hs = scan_diagonals(skew(x_d), skew(m_d[..., None]), kernel[d], recurrent[d],
+                                bias[d], peephole)  # (K, B, H, n)
             h = unskew(hs, width)  # (B, H, W, n)
             outputs.append(tf.reverse(h, axes) if axes else h)
         return outputs[0] if len(outputs) == 1 else tf.concat(outputs, axis=-1)
