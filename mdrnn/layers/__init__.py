@@ -1,5 +1,10 @@
 """Keras layers of mdrnn; importing this module registers them for safe-mode loading."""
 
+from mdrnn.layers.collapse import CollapseHeight, ColumnsToSequence
+from mdrnn.layers.masking import WidthMask
 from mdrnn.layers.mdlstm import MDLSTM2D
+from mdrnn.layers.metadata import Metadata
+from mdrnn.layers.subsample import BlockSubsample2D
 
-__all__ = ["MDLSTM2D"]
+__all__ = ["BlockSubsample2D", "CollapseHeight", "ColumnsToSequence", "MDLSTM2D",
+           "Metadata", "WidthMask"]

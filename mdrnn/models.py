@@ -1,0 +1,162 @@
+"""Recognition networks: the Graves 2009 MDLSTM hierarchy, a BLSTM baseline, and specs.
+
+A network is described by a small JSON-able spec, stored in the model file, so a
+new hierarchy needs no code:
+
+    {"type": "mdlstm", "levels": [{"block": [4, 3], "units": 2},
+                                  {"block": [4, 3], "tanh": 6, "units": 10}, ...],
+     "dropout": 0.0}
+
+Each MDLSTM level gathers blocks of its input into channels, optionally applies a
+feed-forward tanh layer without bias (and dropout), then an MDLSTM2D with four
+directions. A dense layer gives num_classes + 1 logits per position (blank = 0) and
+CollapseHeight sums them over the valid rows. Every model takes two inputs: `image`
+(B, H, W, 1), padded, and `width` (B,), each line's own width in pixels.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+import numpy as np
+
+from mdrnn.layers import (
+    MDLSTM2D,
+    BlockSubsample2D,
+    CollapseHeight,
+    ColumnsToSequence,
+    Metadata,
+    WidthMask,
+)
+
+GRAVES2009 = {
+    "type": "mdlstm",
+    "levels": [
+        {"block": [4, 3], "units": 2},
+        {"block": [4, 3], "tanh": 6, "units": 10},
+        {"block": [4, 2], "tanh": 20, "units": 50},
+    ],
+    "dropout": 0.0,
+}
+
+BLSTM_CTC = {"type": "blstm", "height": 64, "block": [4, 3], "units": 100, "layers": 2,
+             "dropout": 0.0}
+
+PRESETS = {"graves2009": GRAVES2009, "blstm_ctc": BLSTM_CTC}
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"model spec: {what} must be a positive integer, got {value!r}")
+    return value
+
+
+def _dropout(rate) -> float:
+    if not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ValueError(f"model spec: dropout must be in [0, 1), got {rate!r}")
+    return float(rate)
+
+
+def _mdlstm_body(x, spec: dict):
+    levels = spec.get("levels")
+    if not isinstance(levels, list) or not levels:
+        raise ValueError(f"model spec: 'levels' must be a non-empty list, got {levels!r}")
+    dropout = _dropout(spec.get("dropout", 0.0))
+    for number, level in enumerate(levels, 1):
+        unknown = set(level) - {"block", "tanh", "units"}
+        if unknown:
+            raise ValueError(f"model spec: level {number} has unknown keys {sorted(unknown)}")
+        x = BlockSubsample2D(tuple(level.get("block", (1, 1))), name=f"block{number}")(x)
+        if "tanh" in level:
+            width = _positive_int(level["tanh"], f"level {number} tanh")
+            x = keras.layers.Dense(width, activation="tanh", use_bias=False,
+                                   name=f"tanh{number}")(x)
+            if dropout:
+                x = keras.layers.Dropout(dropout, name=f"dropout{number}")(x)
+        units = _positive_int(level.get("units"), f"level {number} units")
+        x = MDLSTM2D(units, name=f"mdlstm{number}")(x)
+    return x
+
+
+def _blstm_body(x, spec: dict):
+    x = BlockSubsample2D(tuple(spec.get("block", (1, 1))), name="block")(x)
+    x = ColumnsToSequence(name="columns")(x)
+    dropout = _dropout(spec.get("dropout", 0.0))
+    for number in range(1, _positive_int(spec.get("layers", 2), "layers") + 1):
+        lstm = keras.layers.LSTM(_positive_int(spec.get("units", 100), "units"),
+                                 return_sequences=True)
+        x = keras.layers.Bidirectional(lstm, name=f"blstm{number}")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout{number}")(x)
+    return x
+
+
+def build_model(spec: dict | str, num_classes: int, height: int | None = None,
+                charset: dict | None = None, preprocessing: dict | None = None,
+                name: str | None = None) -> keras.Model:
+    """Build a recogniser from a spec (or a preset name).
+
+    Args:
+        spec: a spec dict (see the module docstring) or a key of `PRESETS`.
+        num_classes: number of characters K; the model outputs K + 1 logits.
+        height: input height, if fixed (the BLSTM needs it; MDLSTM works with any).
+        charset, preprocessing: JSON-able configs kept in the model file.
+        name: model name; defaults to the spec type.
+
+    Returns:
+        A functional model {"image": (B, H, W, 1), "width": (B,)} -> logits (B, T, K+1).
+    """
+    if isinstance(spec, str):
+        if spec not in PRESETS:
+            raise ValueError(f"unknown preset {spec!r}; choose from {sorted(PRESETS)}")
+        spec = PRESETS[spec]
+    spec = copy.deepcopy(spec)
+    _positive_int(num_classes, "num_classes")
+    kind = spec.get("type")
+    if kind == "blstm":
+        height = height or spec.get("height")
+        spec["height"] = _positive_int(height, "height")
+    image = keras.Input((height, None, 1), name="image")
+    width = keras.Input((), dtype="int32", name="width")
+    x = WidthMask(name="width_mask")([image, width])
+    if kind == "mdlstm":
+        x = _mdlstm_body(x, spec)
+    elif kind == "blstm":
+        x = _blstm_body(x, spec)
+    else:
+        raise ValueError(f"model spec: type must be 'mdlstm' or 'blstm', got {kind!r}")
+    # Logits stay float32 under mixed precision: CTC needs the precision.
+    x = keras.layers.Dense(num_classes + 1, dtype="float32", name="logits")(x)
+    if kind == "mdlstm":
+        x = CollapseHeight(name="collapse")(x)
+    x = Metadata(charset=charset, preprocessing=preprocessing, architecture=spec,
+                 name="metadata")(x)
+    return keras.Model({"image": image, "width": width}, x, name=name or kind)
+
+
+def graves2009(num_classes: int, **kwargs) -> keras.Model:
+    """The hierarchy of Graves & Schmidhuber (2009); 159,369 weights for 120 labels."""
+    return build_model(GRAVES2009, num_classes, **kwargs)
+
+
+def blstm_ctc(num_classes: int, height: int = 64, **kwargs) -> keras.Model:
+    """A 1-D baseline after Liwicki et al. (2007): columns into stacked BLSTMs."""
+    return build_model(BLSTM_CTC, num_classes, height=height, **kwargs)
+
+
+def output_lengths(model: keras.Model, widths):
+    """CTC frames per sample for input widths, chained from each layer's own arithmetic.
+
+    Works on Python ints, NumPy arrays and integer tensors alike.
+    """
+    lengths = np.asarray(widths) if isinstance(widths, (list, tuple)) else widths
+    for layer in model.layers:
+        if hasattr(layer, "output_width"):
+            lengths = layer.output_width(lengths)
+    return lengths
+
+
+def metadata(model: keras.Model) -> Metadata:
+    """The Metadata layer of a recogniser (charset, preprocessing, architecture)."""
+    return model.get_layer("metadata")
