@@ -1,0 +1,448 @@
+"""CTC decoders over NumPy logits: greedy, prefix beam search and lexicon-constrained.
+
+Every decoder takes logits (B, T, K+1), class 0 the blank, each sample's true
+output length (B,) and optionally a charset (anything with ``decode(ids) -> str``),
+and returns one ``(text, confidence)`` per sample: ``charset.decode(ids)``, or
+without a charset the tuple of label ids. Confidences lie in [0, 1]:
+
+- greedy: the geometric mean of the best path's frame probabilities,
+  ``exp(mean_t log max_k p_t(k))``, which does not shrink with line length; per
+  character, the peak probability over the frames of the character's run.
+- beam search and lexicon lines: the exact ``p(text | x)``, summed over all of the
+  text's alignments by the forward algorithm (not only those the beam kept): the
+  probability that the whole line is right, so it falls as lines get longer.
+- lexicon words: the chosen entry's posterior among the entries (a softmax over
+  their exact log-likelihoods), i.e. given that the image shows a listed word.
+
+Frames at and beyond a sample's length become a certain blank, which leaves every
+labelling's probability unchanged: a padded batch is decoded in lockstep, and
+padding never changes a result.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+
+from mdrnn.errors import InputError
+
+BLANK = 0
+
+
+def _prepare(logits, lengths) -> tuple[np.ndarray, np.ndarray]:
+    """Check shapes; return padding-frozen log-probabilities (B, T, C) and lengths (B,)."""
+    logits = np.asarray(logits)
+    if logits.ndim != 3 or logits.shape[2] < 2:
+        raise ValueError(f"logits must be (B, T, K+1) with K >= 1, got shape {logits.shape}")
+    batch, frames, _ = logits.shape
+    lengths = np.asarray(lengths).astype(np.int64)
+    if lengths.shape != (batch,):
+        raise ValueError(f"lengths must have shape ({batch},), got {lengths.shape}")
+    if ((lengths < 0) | (lengths > frames)).any():
+        raise ValueError(f"lengths must lie in 0..{frames}, got {lengths.tolist()}")
+    if not np.isfinite(logits).all():
+        raise ValueError("logits contain NaN or infinite values")
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    padding = np.arange(frames)[None, :] >= lengths[:, None]
+    log_probs[padding] = -np.inf
+    log_probs[padding, BLANK] = 0.0
+    return log_probs, lengths
+
+
+def _text(ids, charset):
+    ids = tuple(int(i) for i in ids)
+    return charset.decode(ids) if charset is not None else ids
+
+
+def greedy_decode(logits, lengths, charset=None, *, per_char: bool = False) -> list[tuple]:
+    """Best-path decoding: the most probable class per frame, repeats collapsed, blanks dropped.
+
+    Args:
+        logits: (B, T, K+1) unnormalised scores, class 0 the blank.
+        lengths: (B,) true output lengths.
+        charset: optional object with ``decode(ids) -> str``.
+        per_char: also return each emitted character's confidence.
+
+    Returns:
+        One ``(text, confidence)`` per sample, or ``(text, confidence,
+        char_confidences)`` with `per_char`, char_confidences a float array
+        with one value per emitted character.
+    """
+    log_probs, lengths = _prepare(logits, lengths)
+    best = log_probs.argmax(axis=-1)  # (B, T)
+    best_lp = np.take_along_axis(log_probs, best[..., None], axis=-1)[..., 0]
+    results = []
+    for path, path_lp, n in zip(best, best_lp, lengths):
+        path, path_lp = path[:n], path_lp[:n]
+        # A run is a maximal stretch of equal classes; each non-blank run is one character.
+        starts = np.flatnonzero(np.diff(path, prepend=-1))
+        emitted = path[starts] != BLANK
+        item = (_text(path[starts][emitted], charset), float(np.exp(path_lp.mean())) if n else 1.0)
+        if per_char:
+            peaks = np.maximum.reduceat(path_lp, starts)[emitted] if n else np.zeros(0)
+            item += (np.exp(peaks),)
+        results.append(item)
+    return results
+
+
+def _forward(probs, lengths, labels, label_length) -> np.ndarray:
+    """Exact p(label | x) per sample (B,) by the CTC forward algorithm, scaled per step."""
+    batch, length_cap = labels.shape
+    # States: 0 is "nothing read yet", then blank, l1, blank, l2, ..., blank: odd
+    # states are blanks and state 2i holds character i-1.
+    emit = np.zeros((batch, 2 * length_cap + 2), np.int64)
+    emit[:, 2::2] = labels
+    # A character may be entered from two states back (skipping a blank) unless it
+    # repeats the previous character.
+    skip = np.zeros(emit.shape)
+    skip[:, 2::2] = 1.0
+    skip[:, 4::2] = labels[:, 1:] != labels[:, :-1]
+    alpha = np.zeros(emit.shape)
+    alpha[:, 0] = 1.0
+    log_scale = np.zeros(batch)
+    for t in range(int(lengths.max(initial=0))):
+        step = alpha.copy()
+        step[:, 1:] += alpha[:, :-1]
+        step[:, 2:] += alpha[:, :-2] * skip[:, 2:]
+        alpha = step * np.take_along_axis(probs[:, t], emit, axis=1)
+        alpha[:, 0] = 0.0
+        # Scaling by the total keeps values near 1; a labelling too improbable to
+        # survive it has p < 1e-300, which is 0 at float64 precision anyway.
+        scale = alpha.sum(axis=1)
+        scale = np.where(scale > 0, scale, 1.0)
+        alpha /= scale[:, None]
+        log_scale += np.log(scale)
+    end = 2 * label_length[:, None] + np.array([[0, 1]])  # last character (or start), last blank
+    probability = np.take_along_axis(alpha, end, axis=1).sum(axis=1) * np.exp(log_scale)
+    return np.minimum(probability, 1.0)  # rounding may overshoot 1 by an ulp
+
+
+def labelling_probability(logits, lengths, labels, label_length) -> np.ndarray:
+    """Exact probability of given labellings, summed over all of their CTC alignments.
+
+    Args:
+        logits: (B, T, K+1) unnormalised scores, class 0 the blank.
+        lengths: (B,) true output lengths.
+        labels: (B, L) label ids 1..K, padded with 0.
+        label_length: (B,) true label lengths.
+
+    Returns:
+        float64 (B,): ``p(label | x)`` in [0, 1]; 0 where the label cannot fit.
+    """
+    log_probs, lengths = _prepare(logits, lengths)
+    labels = np.asarray(labels, dtype=np.int64).reshape(len(lengths), -1)
+    return _forward(np.exp(log_probs), lengths, labels, np.asarray(label_length, np.int64))
+
+
+class _Prefixes:
+    """Labelling prefixes as nodes of one tree shared by a batch, so each prefix has one id.
+
+    Node 0 is the empty prefix; `state` is each prefix's automaton state, when
+    there is an automaton.
+    """
+
+    def __init__(self, classes: int, transitions: np.ndarray | None):
+        self.parent = np.full(1024, -2, np.int64)  # -2: no parent, equal to no node id
+        self.char = np.zeros(1024, np.int64)
+        self.state = np.zeros(1024, np.int64)
+        self.classes, self.transitions = classes, transitions
+        self.ids: dict[int, int] = {}
+
+    def extend(self, nodes: np.ndarray, chars: np.ndarray) -> np.ndarray:
+        """Ids of the prefixes ``nodes[i] + chars[i]``, created where new."""
+        count = len(self.ids) + 1
+        if count + len(nodes) > len(self.parent):
+            extra = max(len(self.parent), len(nodes))
+            self.parent = np.concatenate([self.parent, np.full(extra, -2, np.int64)])
+            self.char = np.concatenate([self.char, np.zeros(extra, np.int64)])
+            self.state = np.concatenate([self.state, np.zeros(extra, np.int64)])
+        ids = np.empty(len(nodes), np.int64)
+        for i, key in enumerate((nodes * self.classes + chars).tolist()):
+            ids[i] = self.ids.setdefault(key, len(self.ids) + 1)
+        self.parent[ids], self.char[ids] = nodes, chars
+        if self.transitions is not None:
+            self.state[ids] = self.transitions[self.state[nodes], chars]
+        return ids
+
+    def labelling(self, node: int, final: np.ndarray | None) -> tuple[int, ...]:
+        """The ids of a prefix, cut back to its longest prefix in a `final` state."""
+        while final is not None and node > 0 and not final[self.state[node]]:
+            node = int(self.parent[node])
+        ids = []
+        while node > 0:
+            ids.append(int(self.char[node]))
+            node = int(self.parent[node])
+        return tuple(reversed(ids))
+
+
+def _prefix_beam_search(log_probs, lengths, width, transitions=None, final=None) -> list[tuple]:
+    """CTC prefix beam search over a batch in lockstep, in log space.
+
+    Optionally constrained by a deterministic automaton over characters:
+    `transitions` (S, C) gives the next state (-1: not allowed) from each state,
+    state 0 is the start, and only prefixes ending in a `final` state may be
+    returned (otherwise the best prefix cut back to its last final state).
+
+    Returns:
+        The best labelling per sample, as a tuple of ids.
+    """
+    batch, _, classes = log_probs.shape
+    rows = np.arange(batch)[:, None]
+    tree = _Prefixes(classes, transitions)
+    node = np.full((batch, width), -1, np.int64)  # -1: an empty slot
+    node[:, 0] = 0
+    lp_blank = np.where(node == 0, 0.0, -np.inf)  # paths ending in a blank
+    lp_char = np.full((batch, width), -np.inf)  # paths ending in the prefix's last character
+    for t in range(int(lengths.max(initial=0))):
+        frame = log_probs[:, t]  # (B, C)
+        valid = node >= 0
+        safe = np.where(valid, node, 0)
+        last = tree.char[safe]
+        total = np.logaddexp(lp_blank, lp_char)
+        stay_blank = total + frame[:, :1]
+        stay_char = lp_char + np.take_along_axis(frame, last, axis=1)
+        # (B, W, K): each prefix extended by each character. Repeating the last
+        # character starts a new one only after a blank.
+        grow = total[:, :, None] + frame[:, None, 1:]
+        rb, rw = np.nonzero(last > 0)
+        rc = last[rb, rw]
+        grow[rb, rw, rc - 1] = lp_blank[rb, rw] + frame[rb, rc]
+        if transitions is not None:
+            grow[transitions[tree.state[safe]][:, :, 1:] < 0] = -np.inf
+        # An extension that equals a prefix already in the beam adds to its paths.
+        parent_of = np.where(valid, tree.parent[safe], -3)
+        same = parent_of[:, :, None] == node[:, None, :]  # (B, W child, W parent)
+        mb, mchild = np.nonzero(same.any(axis=2))
+        mparent = same[mb, mchild].argmax(axis=1)
+        mc = last[mb, mchild] - 1
+        stay_char[mb, mchild] = np.logaddexp(stay_char[mb, mchild], grow[mb, mparent, mc])
+        grow[mb, mparent, mc] = -np.inf
+        # Candidates: the W prefixes kept as they are, then the W * K extensions.
+        scores = np.concatenate([np.logaddexp(stay_blank, stay_char), grow.reshape(batch, -1)], 1)
+        top = np.argpartition(scores, -width, axis=1)[:, -width:]
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        grown = top >= width
+        source = np.where(grown, (top - width) // (classes - 1), top)
+        new_node = node[rows, source]
+        gb, gw = np.nonzero(grown & np.isfinite(top_scores))
+        new_node[gb, gw] = tree.extend(new_node[gb, gw], (top[gb, gw] - width) % (classes - 1) + 1)
+        dead = ~np.isfinite(top_scores)
+        node = np.where(dead, -1, new_node)
+        lp_blank = np.where(grown | dead, -np.inf, np.take_along_axis(stay_blank, source, 1))
+        lp_char = np.where(dead, -np.inf,
+                           np.where(grown, top_scores, np.take_along_axis(stay_char, source, 1)))
+    total = np.where(node >= 0, np.logaddexp(lp_blank, lp_char), -np.inf)
+    if final is not None:
+        ending = np.where(final[tree.state[np.maximum(node, 0)]], total, -np.inf)
+        # Prefer an entry that may end here; with none, the best is cut back.
+        total = np.where(np.isfinite(ending).any(axis=1, keepdims=True), ending, total)
+    best = node[np.arange(batch), total.argmax(axis=1)]
+    return [tree.labelling(int(n), final) for n in best]
+
+
+def _beam_results(log_probs, lengths, width, charset, *automaton) -> list[tuple]:
+    """Beam-search each sample; pair its text with the exact p(text | x)."""
+    best = _prefix_beam_search(log_probs, lengths, width, *automaton)
+    label_length = np.array([len(ids) for ids in best], np.int64)
+    labels = np.zeros((len(best), int(label_length.max(initial=0))), np.int64)
+    for row, ids in zip(labels, best):
+        row[:len(ids)] = ids
+    confidences = _forward(np.exp(log_probs), lengths, labels, label_length)
+    return [(_text(ids, charset), float(conf)) for ids, conf in zip(best, confidences)]
+
+
+def beam_search_decode(logits, lengths, charset=None, *, beam_width: int = 16) -> list[tuple]:
+    """CTC prefix beam search: the labelling whose summed path probability is highest in the beam.
+
+    Args:
+        logits: (B, T, K+1) unnormalised scores, class 0 the blank.
+        lengths: (B,) true output lengths.
+        charset: optional object with ``decode(ids) -> str``.
+        beam_width: prefixes kept per step.
+
+    Returns:
+        One ``(text, confidence)`` per sample; confidence is the exact ``p(text | x)``.
+    """
+    if beam_width < 1:
+        raise ValueError(f"beam_width must be at least 1, got {beam_width}")
+    log_probs, lengths = _prepare(logits, lengths)
+    return _beam_results(log_probs, lengths, beam_width, charset)
+
+
+class Lexicon:
+    """A word list prepared for CTC decoding: label ids per entry and their prefix trie.
+
+    Args:
+        entries: words as strings or symbol-token sequences (encoded with
+            `charset`), or as sequences of label ids 1..K. Repeated entries
+            are kept once.
+        charset: object with ``encode(text) -> ids``; needed for text entries.
+
+    Attributes:
+        entries: the entries as tuples of label ids, in the given order.
+    """
+
+    def __init__(self, entries, charset=None):
+        unique: dict[tuple[int, ...], None] = {}
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, str) and all(isinstance(i, Integral) for i in entry):
+                ids = tuple(int(i) for i in entry)
+            elif charset is None:
+                raise ValueError(f"lexicon entry {index} ({entry!r}) is text: pass a charset")
+            else:
+                ids = tuple(int(i) for i in charset.encode(entry))
+            if not ids or min(ids) < 1:
+                raise InputError(f"lexicon entry {index} ({entry!r}) is empty or holds the blank")
+            unique.setdefault(ids)
+        if not unique:
+            raise InputError("the lexicon has no entries")
+        self.entries = tuple(unique)
+        # The prefix trie: node 0 is the root (empty prefix); entries sharing a
+        # prefix share its nodes, and so its work in the forward algorithm.
+        parent, char, index = [-1], [BLANK], {}
+        self.end_node = np.zeros(len(self.entries), np.int64)
+        for word, ids in enumerate(self.entries):
+            node = 0
+            for c in ids:
+                if (node, c) not in index:
+                    index[node, c] = len(parent)
+                    parent.append(node)
+                    char.append(c)
+                node = index[node, c]
+            self.end_node[word] = node
+        self.parent, self.char = np.array(parent), np.array(char)
+
+    def line_automaton(self, separator: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Automaton of lines ``word (separator word)*`` or empty: transitions (S, C), final (S,).
+
+        States are the trie nodes (0, the root, is the start and the empty line),
+        then one "after a separator" state that continues like the root but may
+        not end a line. A transition of -1 is not allowed.
+        """
+        nodes = len(self.char)
+        transitions = np.full((nodes + 1, classes), -1, np.int64)
+        transitions[self.parent[1:], self.char[1:]] = np.arange(1, nodes)
+        transitions[nodes] = transitions[0]
+        transitions[self.end_node, separator] = nodes
+        final = np.zeros(nodes + 1, bool)
+        final[self.end_node] = True
+        final[0] = True
+        return transitions, final
+
+    def _check_classes(self, classes: int) -> None:
+        if self.char.max() >= classes:
+            raise ValueError(f"the lexicon uses id {self.char.max()}, the logits have "
+                             f"only {classes} classes")
+
+
+def word_log_likelihoods(logits, lengths, lexicon: Lexicon) -> np.ndarray:
+    """Exact CTC log-likelihood of every lexicon entry for every sample.
+
+    The forward algorithm runs over the lexicon's prefix trie, so entries that
+    share a prefix share its work, and in probabilities rescaled per step
+    rather than in log space, which is faster.
+
+    Args:
+        logits: (B, T, K+1) unnormalised scores, class 0 the blank.
+        lengths: (B,) true output lengths.
+        lexicon: the entries to score.
+
+    Returns:
+        float64 (B, N): ``log p(entry | x)``; ``-inf`` for entries that cannot fit
+        (or that are over ~1e300 times less likely than the sample's whole trie).
+    """
+    log_probs, lengths = _prepare(logits, lengths)
+    lexicon._check_classes(log_probs.shape[2])
+    probs = np.exp(log_probs)
+    parent, char = lexicon.parent[1:], lexicon.char[1:]
+    # A character equal to its parent's is entered only from the parent's blank.
+    repeat = np.flatnonzero(char == lexicon.char[parent])
+    batch, nodes = len(lengths), len(lexicon.char)
+    # Per node: mass of the paths that read exactly its prefix and end in a blank /
+    # in the node's character. Buffers are reused: the loop is memory-bound.
+    on_blank = np.zeros((batch, nodes))
+    on_blank[:, 0] = 1.0
+    on_char, total = np.zeros((batch, nodes)), np.empty((batch, nodes))
+    into, frame_char = np.empty((batch, nodes - 1)), np.empty((batch, nodes - 1))
+    log_scale = np.zeros(batch)
+    for t in range(int(lengths.max(initial=0))):
+        frame = probs[:, t]
+        np.add(on_blank, on_char, out=total)
+        np.take(total, parent, axis=1, out=into)
+        # max(0, .): the subtraction may round just below zero
+        into[:, repeat] = np.maximum(into[:, repeat] - on_char[:, parent[repeat]], 0.0)
+        np.multiply(total, frame[:, :1], out=on_blank)
+        on_char[:, 1:] += into
+        np.take(frame, char, axis=1, out=frame_char)
+        on_char[:, 1:] *= frame_char
+        # One scale per sample keeps the values near 1 without changing the
+        # ratios between entries.
+        scale = on_blank.sum(axis=1) + on_char.sum(axis=1)
+        scale = np.where(scale > 0, scale, 1.0)
+        on_blank /= scale[:, None]
+        on_char /= scale[:, None]
+        log_scale += np.log(scale)
+    end = lexicon.end_node
+    with np.errstate(divide="ignore"):
+        return np.log(on_blank[:, end] + on_char[:, end]) + log_scale[:, None]
+
+
+def lexicon_decode_word(logits, lengths, lexicon: Lexicon, charset=None) -> list[tuple]:
+    """Pick, per sample, the lexicon entry with the highest exact CTC likelihood.
+
+    Args:
+        logits: (B, T, K+1) unnormalised scores, class 0 the blank.
+        lengths: (B,) true output lengths.
+        lexicon: the candidate words (e.g. the IFN/ENIT town names).
+        charset: optional object with ``decode(ids) -> str``.
+
+    Returns:
+        One ``(text, confidence)`` per sample, confidence the entry's posterior
+        among all entries; ``(empty text, 0.0)`` where no entry fits the output.
+    """
+    scores = word_log_likelihoods(logits, lengths, lexicon)
+    results = []
+    for row in scores:
+        best = int(row.argmax())
+        if not np.isfinite(row[best]):
+            results.append((_text((), charset), 0.0))
+            continue
+        posterior = 1.0 / np.exp(row - row[best]).sum()
+        results.append((_text(lexicon.entries[best], charset), float(posterior)))
+    return results
+
+
+def lexicon_decode_line(logits, lengths, lexicon: Lexicon, separator: int, charset=None, *,
+                        beam_width: int = 16) -> list[tuple]:
+    """Prefix beam search restricted to lexicon words joined by a separator.
+
+    Lines read ``word (separator word)*`` or are empty. A line whose beam ends
+    inside a word is cut back to its last complete word.
+
+    Args:
+        logits: (B, T, K+1) unnormalised scores, class 0 the blank.
+        lengths: (B,) true output lengths.
+        lexicon: the allowed words; none may contain the separator.
+        separator: label id between words (e.g. the id of the space).
+        charset: optional object with ``decode(ids) -> str``.
+        beam_width: prefixes kept per step.
+
+    Returns:
+        One ``(text, confidence)`` per sample; confidence is the exact ``p(text | x)``.
+    """
+    if beam_width < 1:
+        raise ValueError(f"beam_width must be at least 1, got {beam_width}")
+    log_probs, lengths = _prepare(logits, lengths)
+    classes = log_probs.shape[2]
+    lexicon._check_classes(classes)
+    if not 0 < separator < classes:
+        raise ValueError(f"separator must be a label id in 1..{classes - 1}, got {separator}")
+    with_separator = [i for i, ids in enumerate(lexicon.entries) if separator in ids]
+    if with_separator:
+        raise InputError(f"lexicon entry {with_separator[0]} ({lexicon.entries[with_separator[0]]})"
+                         f" contains the separator id {separator}")
+    transitions, final = lexicon.line_automaton(separator, classes)
+    return _beam_results(log_probs, lengths, beam_width, charset, transitions, final)
