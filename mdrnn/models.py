@@ -160,3 +160,13 @@ def output_lengths(model: keras.Model, widths):
 def metadata(model: keras.Model) -> Metadata:
     """The Metadata layer of a recogniser (charset, preprocessing, architecture)."""
     return model.get_layer("metadata")
+
+
+def width_multiple(model: keras.Model) -> int:
+    """The product of the model's block widths: padding widths to a multiple of it
+    leaves no partial block at any level."""
+    multiple = 1
+    for layer in model.layers:
+        if isinstance(layer, BlockSubsample2D):
+            multiple *= layer.block[1]
+    return multiple

@@ -1,4 +1,4 @@
-"""The MDLSTM recurrence of one scan direction, computed by wavefront.
+"""The MDLSTM recurrence, computed by wavefront for all scan directions at once.
 
 Every cell on the anti-diagonal i + j = k depends only on cells of diagonal k - 1,
 so the top-left scan of an H x W image takes H + W - 1 sequential steps, each one
@@ -6,6 +6,8 @@ matmul over the whole batch. The image is "skewed" so that diagonal k becomes sl
 k of a (K, B, H, F) tensor, K = H + W - 1: row i of the diagonal holds cell
 (i, k - i). In that layout the predecessor along x of (i, k - i) is row i of the
 previous diagonal and the predecessor along y is row i - 1, a shift by one row.
+Other directions are top-left scans of flipped images; the loop can advance D of
+them side by side, as a leading axis with a batched matmul.
 
 The backward pass is written by hand (`tf.custom_gradient`): it walks the diagonals
 in reverse and leaves the weight gradients to single matmuls after the loop, which
@@ -45,13 +47,15 @@ def unskew(y: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
 
 
 def _shift_down(x: tf.Tensor) -> tf.Tensor:
-    """Row i takes row i - 1 (zero for row 0): the predecessor along y. (B, H, F)."""
-    return tf.pad(x[:, :-1], [[0, 0], [1, 0], [0, 0]])
+    """Row i takes row i - 1 (zero for row 0): the predecessor along y. (..., H, F)."""
+    pad = [[0, 0]] * (x.shape.rank - 2) + [[1, 0], [0, 0]]
+    return tf.pad(x[..., :-1, :], pad)
 
 
 def _shift_up(x: tf.Tensor) -> tf.Tensor:
     """The transpose of `_shift_down`: row i takes row i + 1 (zero for the last)."""
-    return tf.pad(x[:, 1:], [[0, 0], [0, 1], [0, 0]])
+    pad = [[0, 0]] * (x.shape.rank - 2) + [[0, 1], [0, 0]]
+    return tf.pad(x[..., 1:, :], pad)
 
 
 def _sigmoid(x: tf.Tensor) -> tf.Tensor:
@@ -60,40 +64,42 @@ def _sigmoid(x: tf.Tensor) -> tf.Tensor:
 
 
 def _sum_cells(x: tf.Tensor) -> tf.Tensor:
-    """Sum over every axis but the last."""
-    return tf.reduce_sum(tf.reshape(x, [-1, tf.shape(x)[-1]]), axis=0)
+    """(K, D, B, H, F) -> (D, F): sum over all cells of each direction."""
+    return tf.reduce_sum(x, axis=[0, 2, 3])
 
 
 @tf.custom_gradient
 def scan_diagonals(xs: tf.Tensor, mask: tf.Tensor, kernel: tf.Tensor, recurrent: tf.Tensor,
                    bias: tf.Tensor, peephole: tf.Tensor):
-    """Run the top-left MDLSTM scan over a skewed input.
+    """Run D top-left MDLSTM scans over skewed inputs, side by side.
 
     The input projection happens inside the loop, in the same matmul as the
-    recurrent one: it avoids materialising a (K, B, H, 5n) tensor and its gradient.
+    recurrent one: it avoids materialising a (K, D, B, H, 5n) tensor and its gradient.
 
     Args:
-        xs: (K, B, H, C) input, skewed.
-        mask: (K, B, H, 1) 1 where a cell is valid, 0 outside the image or masked.
-        kernel: (C, 5n) input weights; gate blocks [i, f_y, f_x, g, o].
-        recurrent: (2n, 5n); rows [:n] multiply h_y, rows [n:] multiply h_x.
-        bias: (5n,).
-        peephole: (4, n) rows [p_i, p_fy, p_fx, p_o].
+        xs: (K, D, B, H, C) inputs, skewed; D scans (one per direction).
+        mask: (K, D, B, H, 1) 1 where a cell is valid, 0 outside the image or masked.
+        kernel: (D, C, 5n) input weights; gate blocks [i, f_y, f_x, g, o].
+        recurrent: (D, 2n, 5n); rows [:n] multiply h_y, rows [n:] multiply h_x.
+        bias: (D, 5n).
+        peephole: (D, 4, n) rows [p_i, p_fy, p_fx, p_o].
 
     Returns:
-        (K, B, H, n) hidden states, zero at invalid cells.
+        (K, D, B, H, n) hidden states, zero at invalid cells.
     """
-    n = peephole.shape[1]  # static, so sliced states keep their shape in the loops
+    n = peephole.shape[-1]  # static, so sliced states keep their shape in the loops
     steps = tf.shape(xs)[0]
     dtype = xs.dtype
-    weights = tf.concat([kernel, recurrent], axis=0)  # (C + 2n, 5n)
-    p_i, p_fy, p_fx, p_o = tf.unstack(peephole)
-    zero_state = tf.zeros(tf.concat([tf.shape(xs)[1:3], [n]], 0), dtype)  # (B, H, n)
+    weights = tf.concat([kernel, recurrent], axis=1)  # (D, C + 2n, 5n)
+    bias = bias[:, None, None, :]  # (D, 1, 1, 5n)
+    p_i, p_fy, p_fx, p_o = (p[:, None, None, :] for p in tf.unstack(peephole, axis=1))
+    state_shape = tf.concat([tf.shape(xs)[1:4], [n]], 0)
+    zero_state = tf.zeros(state_shape, dtype)  # (D, B, H, n)
 
     def step(k, h_prev, c_prev, h_acc, c_acc, g_acc):
         m = mask[k]
-        inputs = tf.concat([xs[k], _shift_down(h_prev), h_prev], axis=-1)  # (B, H, C+2n)
-        z = tf.einsum("bhi,im->bhm", inputs, weights) + bias  # (B, H, 5n)
+        inputs = tf.concat([xs[k], _shift_down(h_prev), h_prev], axis=-1)  # (D, B, H, C+2n)
+        z = tf.einsum("dbhi,dim->dbhm", inputs, weights) + bias  # (D, B, H, 5n)
         z_i, z_fy, z_fx, z_g, z_o = tf.split(z, 5, axis=-1)
         c_y, c_x = _shift_down(c_prev), c_prev
         i = _sigmoid(z_i + p_i * (c_y + c_x))
@@ -107,7 +113,8 @@ def scan_diagonals(xs: tf.Tensor, mask: tf.Tensor, kernel: tf.Tensor, recurrent:
         return (k + 1, h, c, h_acc.write(k, h), c_acc.write(k, c), g_acc.write(k, gates))
 
     def accumulator(width):
-        return tf.TensorArray(dtype, size=steps, element_shape=[*zero_state.shape[:2], width])
+        return tf.TensorArray(dtype, size=steps,
+                              element_shape=[*zero_state.shape[:3], width])
 
     _, _, _, h_acc, c_acc, g_acc = tf.while_loop(
         lambda k, *_: k < steps,
@@ -120,9 +127,9 @@ def scan_diagonals(xs: tf.Tensor, mask: tf.Tensor, kernel: tf.Tensor, recurrent:
 
     def grad(dhs):
         # States entering each diagonal: the previous diagonal's (zero before the first).
-        h_in = tf.concat([zero_state[None], hs[:-1]], axis=0)  # (K, B, H, n)
+        h_in = tf.concat([zero_state[None], hs[:-1]], axis=0)  # (K, D, B, H, n)
         c_in = tf.concat([zero_state[None], cs[:-1]], axis=0)
-        recurrent_t = tf.transpose(recurrent)  # (5n, 2n)
+        recurrent_t = tf.transpose(recurrent, [0, 2, 1])  # (D, 5n, 2n)
 
         def back(k, dh_next, dc_next, dz_acc):
             m = mask[k]
@@ -139,8 +146,8 @@ def scan_diagonals(xs: tf.Tensor, mask: tf.Tensor, kernel: tf.Tensor, recurrent:
             dz_g = dc * i * (1 - g * g)
             dc_y = dc * f_y + dz_i * p_i + dz_fy * p_fy
             dc_x = dc * f_x + dz_i * p_i + dz_fx * p_fx
-            dz = tf.concat([dz_i, dz_fy, dz_fx, dz_g, dz_o], axis=-1)  # (B, H, 5n)
-            dh_yx = tf.einsum("bhm,mn->bhn", dz, recurrent_t)  # (B, H, 2n)
+            dz = tf.concat([dz_i, dz_fy, dz_fx, dz_g, dz_o], axis=-1)  # (D, B, H, 5n)
+            dh_yx = tf.einsum("dbhm,dmn->dbhn", dz, recurrent_t)  # (D, B, H, 2n)
             dh_prev = _shift_up(dh_yx[..., :n]) + dh_yx[..., n:]
             dc_prev = _shift_up(dc_y) + dc_x
             return k - 1, dh_prev, dc_prev, dz_acc.write(k, dz)
@@ -151,27 +158,21 @@ def scan_diagonals(xs: tf.Tensor, mask: tf.Tensor, kernel: tf.Tensor, recurrent:
             (steps - 1, zero_state, zero_state, accumulator(5 * n)),
             maximum_iterations=steps,
         )
-        dz = dz_acc.stack()  # (K, B, H, 5n)
-        # Weight gradients as single reductions over all cells, outside the loop.
-        height = tf.shape(xs)[2]
-
-        def cells(x):  # (K, B, H, F) -> (K*B, H, F)
-            return tf.reshape(x, [-1, height, tf.shape(x)[-1]])
-
-        h_prev, c_prev, dz_cells = cells(h_in), cells(c_in), cells(dz)
-        inputs = tf.concat([cells(xs), _shift_down(h_prev), h_prev], axis=-1)
-        d_weights = tf.matmul(tf.reshape(inputs, [-1, tf.shape(weights)[0]]),
-                              tf.reshape(dz, [-1, 5 * n]), transpose_a=True)
-        d_kernel, d_recurrent = tf.split(d_weights, [tf.shape(kernel)[0], 2 * n], axis=0)
-        c_y, c_x = _shift_down(c_prev), c_prev
-        dz_i, dz_fy, dz_fx, _, dz_o = tf.split(dz_cells, 5, axis=-1)
+        dz = dz_acc.stack()  # (K, D, B, H, 5n)
+        # Weight gradients as single reductions over all cells, outside the loop:
+        # fold K, B and H together, keeping the direction axis D.
+        inputs = tf.concat([xs, _shift_down(h_in), h_in], axis=-1)  # (K, D, B, H, C+2n)
+        d_weights = tf.einsum("kdbhi,kdbhm->dim", inputs, dz)
+        d_kernel, d_recurrent = tf.split(d_weights, [tf.shape(kernel)[1], 2 * n], axis=1)
+        c_y, c_x = _shift_down(c_in), c_in
+        dz_i, dz_fy, dz_fx, _, dz_o = tf.split(dz, 5, axis=-1)
         d_peephole = tf.stack([
             _sum_cells(dz_i * (c_y + c_x)),
             _sum_cells(dz_fy * c_y),
             _sum_cells(dz_fx * c_x),
-            _sum_cells(dz_o * cells(cs)),
-        ])
-        d_xs = tf.einsum("kbhm,cm->kbhc", dz, kernel)
+            _sum_cells(dz_o * cs),
+        ], axis=1)  # (D, 4, n)
+        d_xs = tf.einsum("kdbhm,dcm->kdbhc", dz, kernel)
         return (d_xs, tf.zeros_like(mask), d_kernel, d_recurrent, _sum_cells(dz),
                 d_peephole)
 

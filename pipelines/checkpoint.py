@@ -1,0 +1,88 @@
+"""Training checkpoints and atomic file writes.
+
+A checkpoint is a folder with every variable of the model and the optimizer (as
+one .npz each, in their fixed order) and a JSON state (epoch, best score, config).
+It is written beside the old one and swapped in by renames, so a run killed at any
+moment leaves either the previous checkpoint or the new one, never a mixture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside `path` (same suffix); rename it into place on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _save_variables(path: Path, variables) -> None:
+    np.savez(path, *[np.asarray(v.numpy()) for v in variables])
+
+
+def _load_variables(path: Path, variables, what: str) -> None:
+    with np.load(path) as data:
+        arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
+    if len(arrays) != len(variables) or any(
+            a.shape != tuple(v.shape) for a, v in zip(arrays, variables, strict=True)):
+        raise ValueError(f"{path}: the checkpoint's {what} do not match this network")
+    for variable, array in zip(variables, arrays, strict=True):
+        variable.assign(array)
+
+
+def save_checkpoint(folder: str | Path, model, optimizer, state: dict) -> None:
+    """Write model and optimizer variables and `state` to `folder`, atomically."""
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _save_variables(tmp / "model.npz", model.variables)
+    _save_variables(tmp / "optimizer.npz", optimizer.variables)
+    (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_state(folder: str | Path) -> dict | None:
+    """The state of the checkpoint in `folder` (or of a swap interrupted midway), or None."""
+    folder = Path(folder)
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if (candidate / "state.json").is_file():
+            return json.loads((candidate / "state.json").read_text(encoding="utf-8"))
+    return None
+
+
+def restore_checkpoint(folder: str | Path, model, optimizer) -> dict:
+    """Load variables saved by `save_checkpoint` into built `model` and `optimizer`."""
+    folder = Path(folder)
+    if not (folder / "state.json").is_file():
+        folder = folder.with_name(folder.name + ".old")
+    _load_variables(folder / "model.npz", model.variables, "model weights")
+    _load_variables(folder / "optimizer.npz", optimizer.variables, "optimizer variables")
+    return json.loads((folder / "state.json").read_text(encoding="utf-8"))

@@ -1,0 +1,341 @@
+"""Training: compiled CTC steps over bucketed batches, validation, checkpoints, resume.
+
+The model's forward pass (and so its backward pass) is compiled with XLA; the CTC
+loss runs outside it with TF's fused sparse kernel, which has no XLA lowering and
+is several times faster than the dense formulation that has (benchmarks/).
+
+An output folder holds:
+    model.keras      the best model so far by validation CER (network, charset,
+                     preprocessing), written atomically
+    checkpoint/      the last finished epoch: all variables and the state to resume
+    log.csv          one row per epoch
+    tensorboard/     the same figures for TensorBoard
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+from mdrnn.ctc import ctc_loss
+from mdrnn.datasets.charset import Charset
+from mdrnn.datasets.tfdata import LineDataset
+from mdrnn.decoding import greedy_decode
+from mdrnn.errors import InputError
+from mdrnn.models import PRESETS, build_model, output_lengths, width_multiple
+from mdrnn.pipelines.checkpoint import (
+    atomic_path,
+    read_state,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from mdrnn.pipelines.metrics import ErrorRates, error_rates
+from mdrnn.pipelines.preprocess import PreprocessConfig
+
+log = logging.getLogger(__name__)
+LOG_FIELDS = ["epoch", "loss", "val_cer", "val_wer", "val_line_accuracy", "lines_per_s",
+              "seconds"]
+
+
+@dataclass
+class TrainConfig:
+    """How to train; stored in the checkpoint so that a resumed run continues alike.
+
+    Args:
+        spec: a preset name (see `mdrnn.models.PRESETS`) or a model spec dict.
+        preprocessing: the preprocessing config as a dict.
+        epochs: maximum number of epochs.
+        batch_size: lines per step (over all devices).
+        optimizer: "adam", or "sgd" with momentum (Graves: lr 1e-4, momentum 0.9).
+        learning_rate: default 1e-3 for adam, 1e-4 for sgd.
+        momentum: for sgd.
+        clip_norm: gradients are clipped to this global norm (RNNs explode).
+        patience: stop after this many epochs without a better validation CER.
+        augment: distort training lines (geometric and photometric).
+        epoch_lines: lines per epoch (a random subset, new each epoch); None: all.
+        time_limit: stop after the epoch during which this many seconds passed.
+        seed: seeds data order, augmentation and weight initialisation.
+        xla: compile the forward/backward pass with XLA.
+        mixed_precision: float16 compute with loss scaling (for GPUs).
+    """
+
+    spec: str | dict = "graves2009"
+    preprocessing: dict = field(default_factory=lambda: PreprocessConfig().to_dict())
+    epochs: int = 100
+    batch_size: int = 16
+    optimizer: str = "adam"
+    learning_rate: float | None = None
+    momentum: float = 0.9
+    clip_norm: float = 5.0
+    patience: int = 20
+    augment: bool = False
+    epoch_lines: int | None = None
+    time_limit: float | None = None
+    seed: int = 0
+    xla: bool = True
+    mixed_precision: bool = False
+
+    def __post_init__(self):
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class TrainResult:
+    best_cer: float
+    best_epoch: int
+    epochs_run: int
+    model_path: Path
+    history: list[dict]
+
+
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(config.learning_rate or 1e-4,
+                                         momentum=config.momentum,
+                                         global_clipnorm=config.clip_norm)
+    else:
+        optimizer = keras.optimizers.Adam(config.learning_rate or 1e-3,
+                                          global_clipnorm=config.clip_norm)
+    if config.mixed_precision:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def _has_keras_rnn(model) -> bool:
+    return any(isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))
+               for layer in model.layers)
+
+
+def make_train_step(model, optimizer, strategy, global_batch: int, xla: bool = True):
+    """A compiled training step; returns the mean loss of the batch.
+
+    With `xla`, forward and backward are compiled per replica with XLA and the sparse
+    CTC kernel runs outside. Keras RNN layers cannot send their gradient across an
+    XLA boundary (TensorList), and compiling their whole step with the dense CTC
+    formulation ran 18x slower (benchmarks/train_speed.py), so they run without XLA.
+    """
+    compiled = xla and not any(isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))
+                               for layer in model.layers)
+    forward = tf.function(lambda image, width: model({"image": image, "width": width},
+                                                     training=True), jit_compile=compiled)
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def replica_step(batch):
+        with tf.GradientTape() as tape:
+            logits = forward(batch["image"], batch["width"])
+            frames = output_lengths(model, batch["width"])
+            # The pipeline dropped lines that cannot fit, so no check in the step.
+            losses = ctc_loss(batch["labels"], logits, batch["label_length"], frames,
+                              check=False)
+            loss = tf.reduce_sum(losses) / global_batch
+            objective = optimizer.scale_loss(loss) if scaled else loss
+        grads = tape.gradient(objective, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    @tf.function
+    def step(batch):
+        losses = strategy.run(replica_step, args=(batch,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    return step
+
+
+def make_predict(model, xla: bool = True):
+    """Logits and output lengths of a batch, compiled."""
+    @tf.function(jit_compile=xla, input_signature=[
+        tf.TensorSpec([None, None, None, 1], tf.float32), tf.TensorSpec([None], tf.int32)])
+    def predict(image, width):
+        return model({"image": image, "width": width}, training=False)
+    return lambda batch: (predict(batch["image"], batch["width"]).numpy(),
+                          np.asarray(output_lengths(model, batch["width"].numpy())))
+
+
+def _hypothesis(charset: Charset, ids, reference):
+    # Token transcriptions (IFN/ENIT shapes) are compared token by token.
+    return charset.decode(ids) if isinstance(reference, str) else tuple(
+        charset.decode_symbols(ids))
+
+
+def evaluate_dataset(predict, data: LineDataset) -> tuple[ErrorRates, list[tuple]]:
+    """Greedy-decode every line of `data`; (rates, [(sample, hypothesis, confidence)])."""
+    rows = []
+    for batch in data.dataset():
+        logits, frames = predict(batch)
+        decoded = greedy_decode(logits, frames)
+        for i, (ids, confidence) in zip(batch["index"].numpy(), decoded):
+            sample = data.samples[i]
+            rows.append((sample, _hypothesis(data.charset, ids, sample.text), confidence))
+    rates = error_rates([s.text for s, _, _ in rows], [h for _, h, _ in rows])
+    return rates, rows
+
+
+def choose_strategy(devices: int | None = None) -> tf.distribute.Strategy:
+    """MultiWorkerMirrored under TF_CONFIG, Mirrored over several devices, else default."""
+    import json
+    import os
+
+    if "TF_CONFIG" in os.environ and json.loads(os.environ["TF_CONFIG"]).get("cluster"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    cpus = tf.config.list_logical_devices("CPU")
+    available = gpus or cpus
+    if devices is None:
+        devices = len(gpus) or 1
+    if devices > len(available):
+        raise InputError(f"{devices} devices asked for, {len(available)} available")
+    if devices <= 1:
+        return tf.distribute.get_strategy()
+    return tf.distribute.MirroredStrategy([d.name for d in available[:devices]])
+
+
+def _append_log(path: Path, row: dict, restart_after: int | None = None) -> None:
+    rows = []
+    if path.exists():
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f)
+                    if restart_after is None or int(r["epoch"]) <= restart_after]
+    rows.append({k: row.get(k, "") for k in LOG_FIELDS})
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _write_scalars(writer, epoch: int, row: dict) -> None:
+    # tf.summary.scalar needs the tensorboard package; these events are what it writes.
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    with writer.as_default(step=epoch):
+        for key in ("loss", "val_cer", "val_wer", "lines_per_s"):
+            tf.summary.write(key, tf.constant(row[key], tf.float32),
+                             metadata=metadata.SerializeToString())
+    writer.flush()
+
+
+def _epoch_batches(data: LineDataset, config: TrainConfig, epoch: int) -> tf.data.Dataset:
+    dataset = data.dataset(epoch)
+    if config.epoch_lines:
+        dataset = dataset.take(max(1, config.epoch_lines // config.batch_size))
+    return dataset
+
+
+def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig | None = None,
+          *, resume: bool = False, devices: int | None = None, verbose: int = 1) -> TrainResult:
+    """Train a recogniser; the best model by validation CER goes to `out_dir/model.keras`.
+
+    Args:
+        train_samples, val_samples: sequences of `Sample`.
+        out_dir: where the model, checkpoint and logs go.
+        config: how to train; on `resume` the checkpoint's config is used instead.
+        resume: continue the run whose checkpoint is in `out_dir`.
+        devices: devices to train on (MirroredStrategy); None: all GPUs, or the CPU.
+        verbose: 0 silent, 1 a progress bar per epoch, 2 a line per epoch.
+
+    Raises:
+        InputError: no checkpoint to resume, or a finished run in the way.
+    """
+    out = Path(out_dir)
+    folder = out / "checkpoint"
+    state = read_state(folder)
+    if resume and state is None:
+        raise InputError(f"{out}: no checkpoint to resume from")
+    if not resume and state is not None:
+        raise InputError(f"{out} already holds a training run; pass --resume to continue "
+                         "it or choose another output folder")
+    if state is not None:
+        config = TrainConfig(**state["config"])
+        charset = Charset.from_config(state["charset"])
+    else:
+        config = config or TrainConfig()
+        charset = Charset.from_texts(s.text for s in train_samples)
+    preprocessing = PreprocessConfig.from_dict(config.preprocessing)
+    spec = PRESETS[config.spec] if isinstance(config.spec, str) and config.spec in PRESETS \
+        else config.spec
+    keras.utils.set_random_seed(config.seed)
+    previous_policy = keras.config.dtype_policy()
+    if config.mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        strategy = choose_strategy(devices)
+        with strategy.scope():
+            model = build_model(spec, charset.num_classes - 1, height=preprocessing.height,
+                                charset=charset.to_config(), preprocessing=preprocessing.to_dict())
+            optimizer = make_optimizer(config)
+            optimizer.build(model.trainable_variables)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    if state is not None:
+        state = restore_checkpoint(folder, model, optimizer)
+        log.info("resuming %s after epoch %d", out, state["epoch"])
+
+    frames = lambda width: int(output_lengths(model, width))  # noqa: E731
+    multiple = width_multiple(model)
+    train_data = LineDataset(train_samples, charset, preprocessing,
+                             batch_size=config.batch_size, width_multiple=multiple,
+                             training=True, seed=config.seed, output_length=frames,
+                             **({} if config.augment else {"augmentation": None}))
+    val_data = LineDataset(val_samples, charset, preprocessing, batch_size=config.batch_size,
+                           width_multiple=multiple, unknown="skip")
+    step = make_train_step(model, optimizer, strategy, config.batch_size, config.xla)
+    predict = make_predict(model, config.xla)
+    writer = tf.summary.create_file_writer(str(out / "tensorboard"))
+
+    history = state["history"] if state else []
+    best_cer = state["best_cer"] if state else math.inf
+    best_epoch = state["best_epoch"] if state else 0
+    elapsed = state["seconds"] if state else 0.0
+    start_epoch = state["epoch"] + 1 if state else 1
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, config.epochs + 1):
+        started = time.monotonic()
+        batches = _epoch_batches(train_data, config, epoch)
+        progress = keras.utils.Progbar(int(batches.cardinality()), verbose=verbose,
+                                       stateful_metrics=["lines/s"])
+        losses, lines = [], 0
+        for batch in strategy.experimental_distribute_dataset(batches):
+            losses.append(float(step(batch)))
+            lines += config.batch_size
+            progress.add(1, [("loss", losses[-1]),
+                             ("lines/s", lines / (time.monotonic() - started))])
+        train_seconds = time.monotonic() - started
+        rates, _ = evaluate_dataset(predict, val_data)
+        elapsed += time.monotonic() - started
+        row = {"epoch": epoch, "loss": float(np.mean(losses)), "val_cer": rates.cer,
+               "val_wer": rates.wer, "val_line_accuracy": rates.line_accuracy,
+               "lines_per_s": lines / train_seconds, "seconds": elapsed}
+        history.append(row)
+        if rates.cer < best_cer:
+            best_cer, best_epoch = rates.cer, epoch
+            with atomic_path(out / "model.keras") as tmp:
+                model.save(tmp)
+        log.log(logging.WARNING if verbose else logging.INFO,
+                "epoch %d: loss %.3f, validation CER %.2f%%, WER %.2f%% (best %.2f%% at epoch %d)",
+                epoch, row["loss"], 100 * rates.cer, 100 * rates.wer, 100 * best_cer, best_epoch)
+        save_checkpoint(folder, model, optimizer, {
+            "epoch": epoch, "best_cer": best_cer, "best_epoch": best_epoch, "seconds": elapsed,
+            "history": history, "charset": charset.to_config(),
+            "config": dataclasses.asdict(config)})
+        _append_log(out / "log.csv", row, restart_after=epoch - 1)
+        _write_scalars(writer, epoch, row)
+        if epoch - best_epoch >= config.patience:
+            log.warning("stopping: no better validation CER for %d epochs", config.patience)
+            break
+        if config.time_limit is not None and elapsed >= config.time_limit:
+            log.warning("stopping: time limit of %.0f s reached", config.time_limit)
+            break
+    return TrainResult(best_cer, best_epoch, epoch, out / "model.keras", history)
