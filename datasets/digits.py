@@ -5,8 +5,9 @@ placed with random gaps and a small vertical jitter, and printed as dark ink on
 light, slightly noisy paper: uint8 gray, about 30-40 px high at natural size
 (the model's preprocessing scales the height).
 
-Train and validation never share a digit image: "train" draws from images
-0..6999 and "val" from images 7000..7999 of `data/mnist_digits_8k.npz`.
+The splits never share a digit image: "train" draws from images 0..6999, "val"
+from 7000..7499 and "test" from 7500..7999 of `data/mnist_digits_8k.npz`, so a
+model can be chosen on "val" and reported on digits that played no part at all.
 Everything is deterministic for a seed, and line i does not depend on how many
 lines are asked for.
 """
@@ -23,8 +24,8 @@ import numpy as np
 from mdrnn.datasets.formats import Sample
 
 DATA_FILE = Path(__file__).parent / "data" / "mnist_digits_8k.npz"
-SPLITS = {"train": range(0, 7000), "val": range(7000, 8000)}
-DEFAULT_COUNTS = {"train": 10000, "val": 1000}
+SPLITS = {"train": range(0, 7000), "val": range(7000, 7500), "test": range(7500, 8000)}
+DEFAULT_COUNTS = {"train": 10000, "val": 1000, "test": 1000}
 # MNIST is anti-aliased: fainter pixels are the halo of the stroke, not ink.
 INK_THRESHOLD = 40
 MIN_HEIGHT = 28
@@ -51,7 +52,7 @@ def plan_lines(split: str, count: int, seed: int = 0, *, min_digits: int = 1,
     """Choose the digit images of each line: indices into `load_digits()`, all from `split`.
 
     Args:
-        split: "train" (images 0..6999) or "val" (images 7000..7999).
+        split: "train" (images 0..6999), "val" (7000..7499) or "test" (7500..7999).
         count: number of lines.
         seed: random seed; the plan of line i depends only on the seed and i's
             predecessors, so a longer plan extends a shorter one.
@@ -140,8 +141,8 @@ def digit_lines(split: str = "train", count: int | None = None, seed: int = 0, *
     """Generate digit-string line images with their labels.
 
     Args:
-        split: "train" or "val"; they use disjoint digit images.
-        count: number of lines; default 10000 for train, 1000 for val.
+        split: "train", "val" or "test"; they use disjoint digit images.
+        count: number of lines; default 10000 for train, 1000 for val and test.
         seed: random seed; the same seed gives the same lines.
         min_digits, max_digits: inclusive range of the number of digits per line.
 

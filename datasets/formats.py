@@ -424,7 +424,7 @@ READERS = {
     "list": read_list,
 }
 SPEC_HELP = ("a folder of images with .gt.txt, a .tsv/.txt list, a PAGE .xml, "
-             "digits[:train|val[:COUNT]], or TYPE:PATH with TYPE one of " + ", ".join(READERS))
+             "digits[:train|val|test[:COUNT]], or TYPE:PATH with TYPE one of " + ", ".join(READERS))
 
 
 def _open_digits(spec: str, argument: str, seed: int) -> list[Sample]:
@@ -433,7 +433,7 @@ def _open_digits(spec: str, argument: str, seed: int) -> list[Sample]:
     split, _, count = argument.partition(":")
     split = split or "train"
     if split not in DEFAULT_COUNTS or (count and not count.isdigit()) or count == "0":
-        raise InputError(f"{spec}: expected digits[:train|val[:COUNT]]")
+        raise InputError(f"{spec}: expected digits[:train|val|test[:COUNT]]")
     return digit_lines(split, int(count) if count else None, seed=seed)
 
 
@@ -446,7 +446,7 @@ def open_source(spec: str, *, seed: int = 0) -> list[Sample]:
             segmented `ok`), `ifnenit:PATH` (shape labels), `ifnenit-aw1:PATH`
             (Unicode words), `page:PATH`, `folder:PATH`, `list:PATH`, or
             `digits`, `digits:train`, `digits:val:500` (bundled digit strings,
-            default counts 10000 train, 1000 val).
+            default counts 10000 train, 1000 val and test).
         seed: the random seed of generated sources (digits).
 
     Raises:

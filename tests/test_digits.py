@@ -16,12 +16,15 @@ def test_bundled_digits_load():
 def test_train_and_val_never_share_a_digit_image():
     train = np.concatenate(plan_lines("train", 3000, seed=0))
     val = np.concatenate(plan_lines("val", 1000, seed=0))
+    test = np.concatenate(plan_lines("test", 1000, seed=0))
     assert train.min() >= 0 and train.max() < 7000
-    assert val.min() >= 7000 and val.max() < 8000
+    assert val.min() >= 7000 and val.max() < 7500
+    assert test.min() >= 7500 and test.max() < 8000
     assert not set(train.tolist()) & set(val.tolist())
     # The pools are used widely, not a handful of images.
-    assert len(set(train.tolist())) > 5000 and len(set(val.tolist())) > 900
+    assert len(set(train.tolist())) > 5000 and len(set(val.tolist())) > 450
     assert SPLITS["train"].stop == SPLITS["val"].start
+    assert SPLITS["val"].stop == SPLITS["test"].start
 
 
 def test_labels_are_the_planned_digits():
@@ -39,7 +42,7 @@ def test_lengths_follow_the_limits():
     with pytest.raises(ValueError):
         plan_lines("train", 5, min_digits=5, max_digits=4)
     with pytest.raises(ValueError, match="split"):
-        plan_lines("test", 5)
+        plan_lines("dev", 5)
 
 
 def test_deterministic_for_a_seed_and_independent_of_count():

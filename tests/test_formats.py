@@ -286,7 +286,7 @@ def test_open_source_path_with_a_colon_is_a_path(tmp_path):
     ("foo:bar", "unknown source type 'foo'"),
     ("iam:/no/such/iam", "no such file or folder /no/such/iam"),
     ("page:", "a path must follow 'page:'"),
-    ("digits:test", r"expected digits\[:train\|val\[:COUNT\]\]"),
+    ("digits:dev", r"expected digits\[:train\|val\|test\[:COUNT\]\]"),
     ("digits:val:many", r"expected digits"),
 ])
 def test_open_source_rejects_bad_specs(spec, message):
