@@ -1,0 +1,144 @@
+"""Page segmentation on synthetic pages with known lines: detection, order, contract."""
+
+import cv2
+import numpy as np
+import pytest
+
+from mdrnn.pipelines.geometry import estimate_skew
+from mdrnn.pipelines.preprocess import ink_mask
+from mdrnn.pipelines.segment import Line, SegmentConfig, segment_page
+from mdrnn.pipelines.segment_eval import match_lines, render_page
+
+A4_150DPI = (1240, 1754)
+
+
+def page_set():
+    """Eight A4 pages at 150 dpi: one and two columns, skew up to 5 degrees, noise,
+    tight lines whose ascenders and descenders touch, one page inverted."""
+    rng = np.random.default_rng(2024)
+    pages = []
+    for index in range(8):
+        pages.append(render_page(rng, A4_150DPI, columns=1 + index % 2,
+                                 skew=float(rng.uniform(-5, 5)), tight=index % 3 == 0,
+                                 noise=True, inverted=index == 5))
+    return pages
+
+
+def line_height(page):
+    """Median height of the true lines (the length of their left edge)."""
+    return float(np.median([np.linalg.norm(box[3] - box[0]) for box in page.lines]))
+
+
+@pytest.fixture(scope="module")
+def results():
+    return [(page, segment_page(page.image)) for page in page_set()]
+
+
+def test_line_detection_precision_and_recall(results):
+    matched = found = true = 0
+    for page, lines in results:
+        match = match_lines([line.polygon for line in lines], page.lines, min_iou=0.5)
+        matched, found, true = matched + len(match.pairs), found + match.found, true + match.true
+        assert match.recall >= 0.9 and match.precision >= 0.9, page.skew
+    precision, recall = matched / found, matched / true
+    print(f"\nline detection at IoU >= 0.5 over {len(results)} pages, {true} lines: "
+          f"precision {precision:.3f}, recall {recall:.3f}")
+    assert precision >= 0.95 and recall >= 0.95
+
+
+def test_the_page_set_is_hard(results):
+    """Skews of several degrees both ways, and lines that really touch."""
+    skews = [page.skew for page, _ in results]
+    assert min(skews) < -2 and max(skews) > 2
+    touching = 0
+    for page, _ in results[::3]:  # the tight pages
+        count, _, stats, _ = cv2.connectedComponentsWithStats(ink_mask(page.image).view(np.uint8))
+        # A component taller than 1.3 lines spans two lines: they touch.
+        touching += int((stats[1:, cv2.CC_STAT_HEIGHT] > 1.3 * line_height(page)).sum())
+    assert touching >= 10
+
+
+def test_lines_come_in_reading_order(results):
+    for page, lines in results:
+        match = match_lines([line.polygon for line in lines], page.lines)
+        truth_order = [true for _, true in sorted(match.pairs)]
+        assert truth_order == sorted(truth_order)
+
+
+def test_line_contract(results):
+    page, lines = results[1]
+    height, width = page.image.shape
+    for line in lines:
+        assert isinstance(line, Line)
+        assert line.polygon.dtype == np.int32 and line.polygon.shape == (4, 2)
+        x0, y0, x1, y1 = line.bbox
+        assert all(isinstance(v, int) for v in line.bbox)
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+        assert (x0, y0) == tuple(line.polygon.min(axis=0))
+        assert (x1, y1) == tuple(line.polygon.max(axis=0))
+        assert line.image.dtype == np.uint8 and line.image.ndim == 2
+        assert np.median(line.image) > 128  # dark ink on light paper
+        assert line.to_dict() == {"bbox": list(line.bbox), "polygon": line.polygon.tolist()}
+
+
+def test_line_images_are_upright_and_hold_one_line(results):
+    checked = 0
+    for index, (page, lines) in enumerate(results):
+        if abs(page.skew) < 2 or index % 3 == 0:  # skewed pages with normal spacing
+            continue
+        for line in lines:
+            if line.image.shape[1] > 300:
+                assert abs(estimate_skew(ink_mask(line.image))) <= 0.5
+            # Two lines, even touching, would be well over two line heights high.
+            assert line.image.shape[0] < 2 * line_height(page)
+            checked += 1
+    assert checked > 30
+
+
+def test_columns_are_read_left_then_right():
+    rng = np.random.default_rng(7)
+    page = render_page(rng, A4_150DPI, columns=2, skew=0.0, noise=False)
+    lines = segment_page(page.image)
+    centres = [(line.bbox[0] + line.bbox[2]) / 2 for line in lines]
+    left = [c < A4_150DPI[0] / 2 for c in centres]
+    assert left == sorted(left, reverse=True) and 0 < sum(left) < len(left)
+    tops = [line.bbox[1] for line in lines]
+    split = sum(left)
+    assert tops[:split] == sorted(tops[:split]) and tops[split:] == sorted(tops[split:])
+
+
+@pytest.mark.parametrize("image", [
+    np.full((1754, 1240), 255, np.uint8),
+    np.zeros((1, 1), np.uint8),
+    np.full((5, 3000), 255, np.uint8),
+], ids=["white page", "1x1", "sliver"])
+def test_pages_without_text_give_no_lines(image):
+    assert segment_page(image) == []
+
+
+def test_specks_and_a_scan_edge_are_not_lines():
+    rng = np.random.default_rng(3)
+    page = np.clip(rng.normal(235, 6, (1000, 700)), 0, 255).astype(np.uint8)
+    for _ in range(300):
+        cv2.circle(page, (int(rng.integers(0, 700)), int(rng.integers(0, 1000))), 1, 40, -1)
+    page[:, :15] = 30  # the dark edge of a scan
+    assert segment_page(page) == []
+
+
+def test_segment_config_is_checked():
+    with pytest.raises(ValueError, match="'fast'"):
+        SegmentConfig(binarise="fast")
+    with pytest.raises(ValueError, match="20"):
+        SegmentConfig(sauvola_window=20)
+    otsu = segment_page(render_page(np.random.default_rng(4), A4_150DPI, noise=False).image,
+                        SegmentConfig(binarise="otsu", max_skew=0))
+    assert len(otsu) > 10
+
+
+def test_match_lines_scores():
+    box = np.array([[0, 0], [100, 0], [100, 20], [0, 20]], np.float64)
+    shifted = box + [0, 12]  # overlaps 8 of 20 rows: IoU 8 / 32 < 0.5
+    match = match_lines([box, shifted, box + [0, 200]], [box, box + [0, 203]])
+    assert match.pairs == [(0, 0), (2, 1)]
+    assert match.precision == pytest.approx(2 / 3) and match.recall == 1.0
+    assert match_lines([], []).precision == 1.0 and match_lines([], [box]).recall == 0.0
