@@ -1,0 +1,306 @@
+"""Line recognition with a trained model: preprocessing, batching, forward pass, CTC decoding.
+
+`Recognizer` applies the preprocessing stored in the model, batches lines, runs
+the network and decodes its CTC output (greedy, beam search, or restricted to a
+word list). Lines are sorted by width and cut into batches of `batch_size`, so a
+batch holds lines of similar width and little of it is padding; each batch is
+padded to a multiple of the model's total width subsampling (18 for graves2009).
+The masked MDLSTM sees each line exactly as if it were alone, so batching never
+changes a result.
+
+The forward pass is one `tf.function` whose input signature leaves batch and
+width free: it is traced once (about 3 s for graves2009) and then runs every
+shape. ``xla=True`` compiles it with XLA instead, which compiles once per shape,
+so batches are then padded to a few widths (a geometric series, at most 25%
+padding) and always to `batch_size` rows. On a 2-core CPU that seldom pays
+(benchmarks/transcribe_speed.py): once compiled, XLA ran digit-line jobs 1.0 to
+1.8 times as fast as the traced graph (faster on narrow batches, slower on very
+wide ones), but each shape took 5-50 s to compile, about 2 minutes for the 10
+shapes of 2,000 lines, so it gains only on jobs of about 10^5 lines; it stays an
+option for long jobs and accelerators (not measured here).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import mdrnn.layers  # noqa: F401  (registers the custom layers for loading)
+from mdrnn.datasets.charset import Charset
+from mdrnn.datasets.formats import read_text
+from mdrnn.decoding import (
+    Lexicon,
+    beam_search_decode,
+    greedy_decode,
+    lexicon_decode_line,
+    lexicon_decode_word,
+)
+from mdrnn.errors import InputError
+from mdrnn.models import metadata, output_lengths, width_multiple
+from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
+
+log = logging.getLogger(__name__)
+
+DECODERS = ("greedy", "beam", "lexicon")
+LEXICON_MODES = ("word", "line")
+XLA_BUCKET_GROWTH = 1.25
+
+
+@dataclass(frozen=True)
+class LineResult:
+    """The text read in one line image.
+
+    Args:
+        text: the symbols joined by the charset's separator.
+        confidence: in [0, 1]; its meaning depends on the decoder (see
+            `mdrnn.decoding`): greedy, a geometric mean of frame probabilities;
+            beam and lexicon lines, the posterior of the whole text; lexicon
+            words, the chosen entry's posterior among the entries.
+        symbols: the emitted symbols, one per CTC label.
+        char_confidences: one per symbol, with the greedy decoder; else None.
+    """
+
+    text: str
+    confidence: float
+    symbols: tuple[str, ...] = ()
+    char_confidences: tuple[float, ...] | None = None
+
+    def to_dict(self) -> dict:
+        """Text and confidences as JSON values."""
+        out = {"text": self.text, "confidence": round(self.confidence, 6)}
+        if self.char_confidences is not None:
+            out["char_confidences"] = [round(c, 4) for c in self.char_confidences]
+        return out
+
+
+def read_lexicon(path: str | Path, charset: Charset, *, split_words: bool = False) -> Lexicon:
+    """Read a word list (UTF-8, one entry per line) for the lexicon decoder.
+
+    Runs of whitespace inside an entry become one space. For a token charset
+    (a non-empty separator, e.g. IFN/ENIT shape labels) an entry is written as
+    the recogniser prints it: its symbols joined by the separator. Entries that
+    hold symbols the model cannot emit could never be chosen: they are left out
+    with a warning.
+
+    Args:
+        path: the word list.
+        charset: the model's charset.
+        split_words: split entries at spaces into words (line mode joins words
+            with spaces, so an entry may not contain one).
+
+    Raises:
+        InputError: the file is missing or unreadable, or no entry is usable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such lexicon file")
+    entries, unusable = {}, []
+    for line in read_text(path).splitlines():
+        words = line.split() if split_words else [" ".join(line.split())]
+        for word in filter(None, words):
+            entry = tuple(word.split(charset.separator)) if charset.separator else word
+            if charset.unknown_symbols(entry):
+                unusable.append(word)
+            else:
+                entries.setdefault(entry)
+    if unusable:
+        log.warning("%s: %d entries use symbols the model cannot emit and are left out "
+                    "(first: %r)", path, len(unusable), unusable[0])
+    if not entries:
+        raise InputError(f"{path}: no usable lexicon entries")
+    return Lexicon(list(entries), charset)
+
+
+class Recognizer:
+    """Recognise text line images with a trained model.
+
+    Args:
+        model: a recogniser from `mdrnn.models.build_model`, with its charset
+            and preprocessing in the metadata.
+        decoder: "greedy", "beam" or "lexicon".
+        beam_width: prefixes kept by the beam search (beam decoder, lexicon lines).
+        lexicon: for the lexicon decoder: a word-list file (see `read_lexicon`),
+            a list of words, or a `Lexicon`.
+        lexicon_mode: "word": each image shows one entry, the most likely is
+            chosen; "line": a beam search over lines of entries joined by spaces.
+        batch_size: lines per forward pass.
+        xla: compile the forward pass with XLA, per batch shape (see the module
+            docstring: on CPU it costs more than it saves).
+        name: how messages name the model, e.g. its file.
+
+    Raises:
+        InputError: the model lacks usable metadata, or a lexicon problem.
+        ValueError: an option out of range, quoted.
+
+    Example:
+        >>> recognizer = Recognizer.load("model.keras", decoder="beam")
+        >>> [r.text for r in recognizer.recognize([load_image("line.png")])]
+    """
+
+    def __init__(self, model: keras.Model, *, decoder: str = "greedy", beam_width: int = 16,
+                 lexicon: str | Path | Iterable[str] | Lexicon | None = None,
+                 lexicon_mode: str = "word", batch_size: int = 64, xla: bool = False,
+                 name: str = "model"):
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        if lexicon_mode not in LEXICON_MODES:
+            raise ValueError(f"lexicon_mode must be one of {LEXICON_MODES}, got {lexicon_mode!r}")
+        for option, value in (("beam_width", beam_width), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{option} must be a positive integer, got {value!r}")
+        if (decoder == "lexicon") != (lexicon is not None):
+            raise ValueError("a lexicon goes with decoder='lexicon', and that decoder needs one")
+        self.model, self.name = model, name
+        self.decoder, self.beam_width, self.lexicon_mode = decoder, beam_width, lexicon_mode
+        self.batch_size, self.xla = batch_size, xla
+        try:
+            meta = metadata(model)
+        except ValueError:
+            raise InputError(f"{name}: not an mdrnn recogniser (no metadata layer)") from None
+        if not meta.charset or not meta.preprocessing:
+            raise InputError(f"{name}: the model stores no charset or preprocessing config")
+        try:
+            self.charset = Charset.from_config(meta.charset)
+            self.config = PreprocessConfig.from_dict(meta.preprocessing)
+        except (ValueError, TypeError) as error:
+            raise InputError(f"{name}: unusable model metadata ({error})") from None
+        classes = model.output_shape[-1]
+        if classes != self.charset.num_classes:
+            raise InputError(f"{name}: the model has {classes} outputs, its charset needs "
+                             f"{self.charset.num_classes}")
+        self.lexicon = self._lexicon(lexicon) if lexicon is not None else None
+        self._separator = None
+        if self.lexicon is not None and lexicon_mode == "line":
+            if " " not in self.charset:
+                raise InputError(f"{name}: lexicon line mode joins words with spaces, and the "
+                                 f"model cannot emit a space")
+            self._separator = self.charset.encode(" ")[0]
+        self.width_multiple = width_multiple(model)
+
+        def forward(image, width):
+            return model({"image": image, "width": width}, training=False)
+
+        if xla:
+            self._forward = tf.function(forward, jit_compile=True)
+        else:
+            signature = [tf.TensorSpec((None, self.config.height, None, 1), tf.float32),
+                         tf.TensorSpec((None,), tf.int32)]
+            self._forward = tf.function(forward, input_signature=signature)
+
+    def _lexicon(self, lexicon) -> Lexicon:
+        if isinstance(lexicon, Lexicon):
+            return lexicon
+        if isinstance(lexicon, (str, Path)):
+            return read_lexicon(lexicon, self.charset, split_words=self.lexicon_mode == "line")
+        return Lexicon(list(lexicon), self.charset)
+
+    @classmethod
+    def load(cls, path: str | Path, **options) -> Recognizer:
+        """Load a `.keras` model file (Keras safe mode) and build a recogniser from it.
+
+        Args:
+            path: the model file.
+            **options: the constructor's keyword arguments.
+
+        Raises:
+            InputError: naming the file, when it is missing, not a Keras model or
+                has no mdrnn metadata.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: no such model file")
+        try:
+            model = keras.models.load_model(path, compile=False, safe_mode=True)
+        except Exception as error:  # Keras raises many types for a file that is not a model
+            reason = " ".join(str(error).split())[:200] or type(error).__name__
+            raise InputError(f"{path}: not a loadable .keras model ({reason})") from None
+        return cls(model, name=str(path), **options)
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """Preprocess a line image as at training: float32 (height, W), paper 0, ink 1."""
+        return preprocess_line(image, self.config)
+
+    def padded_width(self, width: int) -> int:
+        """The width a batch whose widest line has `width` columns is padded to."""
+        units = max(1, math.ceil(width / self.width_multiple))
+        if self.xla:
+            bucket = 1
+            while bucket < units:
+                bucket = max(bucket + 1, math.ceil(bucket * XLA_BUCKET_GROWTH))
+            units = bucket
+        return units * self.width_multiple
+
+    def plan(self, widths: Sequence[int]) -> list[np.ndarray]:
+        """Indices of the batches for lines of these widths: sorted by width, `batch_size` each."""
+        order = np.argsort(np.asarray(widths), kind="stable")
+        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def forward(self, lines: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Run the network on prepared lines as one padded batch.
+
+        Args:
+            lines: at most `batch_size` arrays from `prepare`.
+
+        Returns:
+            Logits (B, T, K+1) and each line's output length (B,).
+        """
+        height = self.config.height
+        if not 0 < len(lines) <= self.batch_size:
+            raise ValueError(f"forward takes 1..{self.batch_size} lines, got {len(lines)}")
+        if any(line.ndim != 2 or line.shape[0] != height for line in lines):
+            raise ValueError(f"prepared lines must be 2-D with height {height}, got shapes "
+                             f"{[line.shape for line in lines]}")
+        widths = np.array([line.shape[1] for line in lines], np.int32)
+        padded = self.padded_width(int(widths.max()))
+        # XLA compiles per shape, so its batches always have batch_size rows; the
+        # extra rows are empty lines, whose results are dropped.
+        rows = self.batch_size if self.xla else len(lines)
+        images = np.zeros((rows, height, padded, 1), np.float32)
+        for i, line in enumerate(lines):
+            images[i, :, :line.shape[1], 0] = line
+        batch_widths = np.full(rows, padded, np.int32)
+        batch_widths[:len(lines)] = widths
+        logits = self._forward(tf.constant(images), tf.constant(batch_widths))
+        return np.asarray(logits)[:len(lines)], np.asarray(output_lengths(self.model, widths))
+
+    def decode(self, logits: np.ndarray, lengths: np.ndarray) -> list[LineResult]:
+        """Decode a batch of logits with the chosen decoder."""
+        if self.decoder == "greedy":
+            decoded = greedy_decode(logits, lengths, per_char=True)
+        elif self.decoder == "beam":
+            decoded = beam_search_decode(logits, lengths, beam_width=self.beam_width)
+        elif self.lexicon_mode == "word":
+            decoded = lexicon_decode_word(logits, lengths, self.lexicon)
+        else:
+            decoded = lexicon_decode_line(logits, lengths, self.lexicon, self._separator,
+                                          beam_width=self.beam_width)
+        results = []
+        for ids, confidence, *per_char in decoded:
+            chars = tuple(float(c) for c in per_char[0]) if per_char else None
+            results.append(LineResult(self.charset.decode(ids), float(confidence),
+                                      tuple(self.charset.decode_symbols(ids)), chars))
+        return results
+
+    def recognize_prepared(self, lines: Sequence[np.ndarray]) -> list[LineResult]:
+        """Recognise lines from `prepare`, batched by width; results in the given order."""
+        results: list[LineResult | None] = [None] * len(lines)
+        for batch in self.plan([line.shape[1] for line in lines]):
+            logits, lengths = self.forward([lines[i] for i in batch])
+            for i, result in zip(batch, self.decode(logits, lengths)):
+                results[i] = result
+        return results
+
+    def recognize(self, images: Sequence[np.ndarray]) -> list[LineResult]:
+        """Recognise line images (2-D uint8 gray); results in the given order.
+
+        All images are held at once: for many lines, use `transcribe_files`,
+        or call this on chunks of a few batches.
+        """
+        return self.recognize_prepared([self.prepare(image) for image in images])

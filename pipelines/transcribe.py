@@ -1,0 +1,196 @@
+"""Batch transcription jobs: many image files in, one result per file out to a writer.
+
+`transcribe_files` streams through the input files, reads them (and, for page
+scans, finds their lines with `segment_page`), preprocesses the lines and
+recognises them with a `Recognizer` in windows of a few batches, sorted by
+width within each window; it hands each file's result to a writer in input
+order. Memory holds one window of lines, never the whole job. A file that
+cannot be read is reported with its reason and the job goes on.
+
+The recogniser itself lives in `mdrnn.pipelines.recognizer`; its public names
+are available from this module too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mdrnn.errors import InputError
+from mdrnn.pipelines.inputs import InputFile
+from mdrnn.pipelines.preprocess import load_image
+from mdrnn.pipelines.recognizer import (
+    DECODERS,
+    LEXICON_MODES,
+    LineResult,
+    Recognizer,
+    read_lexicon,
+)
+from mdrnn.pipelines.segment import segment_page
+
+__all__ = ["DECODERS", "LEXICON_MODES", "WINDOW_BATCHES", "JobReport", "LineResult",
+           "Recognizer", "TranscribedLine", "Transcription", "read_lexicon", "transcribe_files"]
+
+WINDOW_BATCHES = 8
+"""Lines are sorted by width within windows of this many batches."""
+
+
+@dataclass(frozen=True, eq=False)
+class TranscribedLine:
+    """A recognised line and where it lies in its input image.
+
+    Args:
+        result: the text and confidences.
+        polygon: (N, 2) int (x, y) corners in the input image.
+        bbox: (x0, y0, x1, y1), ends exclusive.
+    """
+
+    result: LineResult
+    polygon: np.ndarray
+    bbox: tuple[int, int, int, int]
+
+    def to_dict(self) -> dict:
+        """Text, confidences and coordinates as JSON values."""
+        return {**self.result.to_dict(), "bbox": [int(v) for v in self.bbox],
+                "polygon": np.asarray(self.polygon).astype(int).tolist()}
+
+
+@dataclass(frozen=True, eq=False)
+class Transcription:
+    """What was read in one input file: one line for a line image, a page's lines in reading order.
+
+    Args:
+        item: the input file and its output name.
+        width: image width in pixels.
+        height: image height in pixels.
+        lines: the recognised lines.
+        is_page: whether the input was segmented as a page.
+    """
+
+    item: InputFile
+    width: int
+    height: int
+    lines: tuple[TranscribedLine, ...]
+    is_page: bool
+
+    @property
+    def text(self) -> str:
+        """The lines' texts joined by newlines."""
+        return "\n".join(line.result.text for line in self.lines)
+
+    @property
+    def confidence(self) -> float | None:
+        """The mean of the lines' confidences; None for a page without lines."""
+        if not self.lines:
+            return None
+        return float(np.mean([line.result.confidence for line in self.lines]))
+
+
+@dataclass
+class JobReport:
+    """Counts of a transcription job and its failures, (input path, reason) in input order."""
+
+    total: int
+    done: int = 0
+    skipped: int = 0
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Loaded:
+    item: InputFile
+    size: tuple[int, int] = (0, 0)
+    geometry: list[tuple[np.ndarray, tuple]] = field(default_factory=list)
+    lines: list[np.ndarray] = field(default_factory=list)
+    error: str | None = None
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _load(item: InputFile, recognizer: Recognizer, pages: bool) -> _Loaded:
+    """Read, segment (pages) and preprocess one input; errors become its `error`."""
+    try:
+        image = load_image(item.path)
+        height, width = image.shape
+        if pages:
+            found = segment_page(image)
+            geometry = [(line.polygon, line.bbox) for line in found]
+            crops = [line.image for line in found]
+        else:
+            box = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.int32)
+            geometry, crops = [(box, (0, 0, width, height))], [image]
+        del image
+        return _Loaded(item, (width, height), geometry, [recognizer.prepare(c) for c in crops])
+    except InputError as error:
+        return _Loaded(item, error=str(error))
+    except (ValueError, cv2.error) as error:
+        return _Loaded(item, error=f"{item.path}: {_one_line(error)}")
+
+
+def transcribe_files(recognizer: Recognizer, files: Sequence[InputFile], writer, *,
+                     pages: bool = False, window: int | None = None,
+                     progress: Callable[[int], None] | None = None,
+                     on_failure: Callable[[Path, str], None] | None = None) -> JobReport:
+    """Transcribe image files and write each result, skipping inputs the writer has done.
+
+    Args:
+        recognizer: the model and decoder.
+        files: the inputs (see `mdrnn.pipelines.inputs.expand_inputs`).
+        writer: a writer from `mdrnn.pipelines.writers.open_writer`; its
+            ``is_done(item)`` decides what is skipped.
+        pages: inputs are page scans, segmented into lines by `segment_page`;
+            otherwise each input is one line image.
+        window: lines recognised together (sorted by width within it); default
+            `WINDOW_BATCHES` batches. Memory grows with it, not with the job.
+        progress: called with the number of inputs finished, as they finish.
+        on_failure: called with (path, reason) for each input that fails.
+
+    Returns:
+        The counts and the failures.
+    """
+    window = window or WINDOW_BATCHES * recognizer.batch_size
+    report = JobReport(len(files))
+    pending: list[_Loaded] = []
+    pending_lines = 0
+
+    def flush():
+        nonlocal pending_lines
+        lines = [line for loaded in pending for line in loaded.lines]
+        results = iter(recognizer.recognize_prepared(lines))
+        for loaded in pending:
+            if loaded.error is not None:
+                writer.write_failure(loaded.item, loaded.error)
+                report.failures.append((loaded.item.path, loaded.error))
+                continue
+            transcribed = tuple(TranscribedLine(next(results), polygon, bbox)
+                                for polygon, bbox in loaded.geometry)
+            writer.write(Transcription(loaded.item, *loaded.size, transcribed, pages))
+            report.done += 1
+        if progress is not None and pending:
+            progress(len(pending))
+        pending.clear()
+        pending_lines = 0
+
+    for item in files:
+        if writer.is_done(item):
+            report.skipped += 1
+            if progress is not None:
+                progress(1)
+            continue
+        loaded = _load(item, recognizer, pages)
+        if loaded.error is not None and on_failure is not None:
+            on_failure(item.path, loaded.error)
+        pending.append(loaded)
+        pending_lines += len(loaded.lines)
+        # Inputs without lines (failures, empty pages) count too, so that their
+        # records are not held back to the end of a job.
+        if max(pending_lines, len(pending)) >= window:
+            flush()
+    flush()
+    return report

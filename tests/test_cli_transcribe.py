@@ -1,0 +1,230 @@
+"""`mdrnn transcribe` and `mdrnn evaluate` through click's CliRunner, and in a fresh process."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+from test_transcribe import line_images, tiny_model
+
+from mdrnn.datasets.charset import Charset
+from mdrnn.pipelines.cli import main
+from mdrnn.pipelines.transcribe import DECODERS, LEXICON_MODES, Recognizer
+from mdrnn.pipelines.writers import FORMATS, JSONL_NAME
+
+SCHEMA = Path(__file__).parent / "data" / "page-2019.xsd"
+TEXTS = ["ab ab", "bab", "c", "ba ba ab"]
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_model(Charset.from_texts(["ab c"])).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def expected(model_file):
+    """Texts of the line images, recognised in this process, by file stem."""
+    images = line_images(len(TEXTS), seed=9)
+    results = Recognizer.load(model_file).recognize(images)
+    return {f"l{i}": r.text for i, r in enumerate(results)}
+
+
+@pytest.fixture
+def lines(tmp_path):
+    folder = tmp_path / "lines"
+    folder.mkdir()
+    for i, (image, text) in enumerate(zip(line_images(len(TEXTS), seed=9), TEXTS)):
+        cv2.imwrite(str(folder / f"l{i}.png"), image)
+        (folder / f"l{i}.gt.txt").write_text(text, encoding="utf-8")
+    return folder
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _outputs(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_cli_choices_match_the_library():
+    transcribe = main.commands["transcribe"]
+    choices = {p.name: tuple(p.type.choices) for p in transcribe.params
+               if hasattr(p.type, "choices")}
+    assert choices == {"output_format": FORMATS, "decoder": DECODERS,
+                       "lexicon_mode": LEXICON_MODES}
+
+
+def test_txt_output(model_file, lines, expected, tmp_path):
+    result = run("transcribe", model_file, lines, "--out", tmp_path / "out", "--batch-size", 3)
+    assert result.exit_code == 0, result.output
+    assert "4 transcribed, 0 already done, 0 failed" in result.stderr
+    assert "Transcribing" in result.stderr
+    assert _outputs(tmp_path / "out") == [f"l{i}.txt" for i in range(4)]
+    for stem, text in expected.items():
+        assert (tmp_path / "out" / f"{stem}.txt").read_text("utf-8") == (
+            text + "\n" if text else "")
+
+
+def test_jsonl_output(model_file, lines, expected, tmp_path):
+    result = run("-q", "transcribe", model_file, lines / "l0.png", f"{lines}/l[123].png",
+                 "--out", tmp_path / "out", "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    assert "Transcribing" not in result.stderr
+    records = [json.loads(r) for r in (tmp_path / "out" / JSONL_NAME).read_text().splitlines()]
+    assert [Path(r["source"]).stem for r in records] == ["l0", "l1", "l2", "l3"]
+    for record in records:
+        assert record["text"] == expected[Path(record["source"]).stem]
+        assert 0 <= record["confidence"] <= 1
+        assert len(record["char_confidences"]) == len(record["text"])
+
+
+def test_page_output_validates(model_file, lines, expected, tmp_path):
+    result = run("transcribe", model_file, lines, "--out", tmp_path / "out", "-f", "page")
+    assert result.exit_code == 0, result.output
+    schema = etree.XMLSchema(etree.parse(str(SCHEMA)))
+    ns = {"p": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"}
+    for stem, text in expected.items():
+        doc = etree.parse(str(tmp_path / "out" / f"{stem}.xml"))
+        schema.assertValid(doc)
+        assert doc.findtext(".//p:TextLine/p:TextEquiv/p:Unicode", namespaces=ns) == text
+
+
+def test_pages_option_segments_scans(model_file, tmp_path):
+    from test_transcribe import _page
+
+    from mdrnn.datasets.digits import digit_lines
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    lines = [s.source for s in digit_lines("val", 2, seed=2, min_digits=6, max_digits=8)]
+    cv2.imwrite(str(scans / "p.png"), _page(lines))
+    result = run("transcribe", model_file, scans, "--pages", "--out", tmp_path / "out", "-f",
+                 "page")
+    assert result.exit_code == 0, result.output
+    doc = etree.parse(str(tmp_path / "out" / "p.xml"))
+    etree.XMLSchema(etree.parse(str(SCHEMA))).assertValid(doc)
+    assert len(doc.findall(".//{*}TextLine")) == 2
+
+
+def test_bad_inputs_are_listed_and_the_rest_transcribed(model_file, lines, tmp_path):
+    (lines / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (lines / "empty.jpg").write_bytes(b"")
+    result = run("transcribe", model_file, lines, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "2 of 6 inputs failed:" in result.stderr
+    assert f"{lines / 'broken.png'}: " in result.stderr
+    assert f"{lines / 'empty.jpg'}: empty file" in result.stderr
+    assert _outputs(tmp_path / "out") == [f"l{i}.txt" for i in range(4)]
+
+
+def test_rerun_skips_done_inputs_unless_overwrite(model_file, lines, expected, tmp_path):
+    out = tmp_path / "out"
+    assert run("transcribe", model_file, lines, "--out", out).exit_code == 0
+    (out / "l0.txt").write_text("kept", encoding="utf-8")
+    (out / "l1.txt").unlink()
+    again = run("transcribe", model_file, lines, "--out", out)
+    assert "1 transcribed, 3 already done" in again.stderr
+    assert (out / "l0.txt").read_text("utf-8") == "kept"
+    assert (out / "l1.txt").read_text("utf-8").strip() == expected["l1"]
+    forced = run("transcribe", model_file, lines, "--out", out, "--overwrite")
+    assert "4 transcribed, 0 already done" in forced.stderr
+    assert (out / "l0.txt").read_text("utf-8").strip() == expected["l0"]
+
+
+def test_jsonl_rerun_retries_failures_without_duplicates(model_file, lines, tmp_path):
+    good = (lines / "l0.png").read_bytes()
+    (lines / "l0.png").write_bytes(good[:40])
+    out = tmp_path / "out"
+    first = run("transcribe", model_file, lines, "--out", out, "-f", "jsonl")
+    assert first.exit_code == 1
+    (lines / "l0.png").write_bytes(good)
+    second = run("transcribe", model_file, lines, "--out", out, "-f", "jsonl")
+    assert second.exit_code == 0 and "1 transcribed, 3 already done" in second.stderr
+    records = [json.loads(r) for r in (out / JSONL_NAME).read_text().splitlines()]
+    assert sorted(Path(r["source"]).name for r in records) == [f"l{i}.png" for i in range(4)]
+    assert not any("error" in r for r in records)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["transcribe", "{model}missing", "{lines}", "--out", "o"], "does not exist"),
+    (["transcribe", "{model}", "{lines}/nothing.png", "--out", "o"], "no such file or folder"),
+    (["transcribe", "{model}", "{lines}", "--out", "o", "--format", "csv"], "'csv' is not one"),
+    (["transcribe", "{model}", "{lines}"], "Missing option '-o' / '--out'"),
+    (["transcribe", "{model}", "{lines}", "--out", "o", "--decoder", "lexicon"],
+     "--decoder lexicon needs --lexicon FILE"),
+    (["transcribe", "{model}", "{lines}", "--out", "o", "--lexicon", "{lines}/l0.gt.txt"],
+     "--lexicon goes with --decoder lexicon"),
+    (["evaluate", "{model}", "{lines}/nowhere"], "no such file or folder"),
+])
+def test_user_mistakes_are_one_line_errors(model_file, lines, tmp_path, monkeypatch, args,
+                                           message):
+    monkeypatch.chdir(tmp_path)
+    args = [a.format(model=model_file, lines=lines) for a in args]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code in (1, 2)
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_file_that_is_not_a_model_is_an_error(lines, tmp_path):
+    fake = tmp_path / "fake.keras"
+    fake.write_text("hello", encoding="utf-8")
+    result = run("transcribe", fake, lines, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith(
+        f"Error: {fake}: not a loadable .keras model")
+
+
+def test_lexicon_decoder(model_file, lines, tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("ab\nba\nc\n", encoding="utf-8")
+    result = run("transcribe", model_file, lines, "--out", tmp_path / "out", "--decoder",
+                 "lexicon", "--lexicon", words)
+    assert result.exit_code == 0, result.output
+    texts = [(tmp_path / "out" / f"l{i}.txt").read_text("utf-8").strip() for i in range(4)]
+    assert set(texts) <= {"ab", "ba", "c"}
+
+
+def test_fresh_process_gives_the_same_transcription(model_file, lines, expected, tmp_path):
+    command = [sys.executable, "-c", "from mdrnn.pipelines.cli import main; main()", "-q",
+               "transcribe", str(model_file), str(lines), "--out", str(tmp_path / "out"),
+               "-f", "jsonl", "--decoder", "beam"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(r) for r in (tmp_path / "out" / JSONL_NAME).read_text().splitlines()]
+    images = [cv2.imread(r["source"], cv2.IMREAD_GRAYSCALE) for r in records]
+    in_process = Recognizer.load(model_file, decoder="beam").recognize(images)
+    assert [r["text"] for r in records] == [r.text for r in in_process]
+    assert [r["confidence"] for r in records] == pytest.approx(
+        [r.confidence for r in in_process], abs=1e-6)
+
+
+def test_evaluate_prints_rates_and_writes_results(model_file, lines, expected, tmp_path):
+    output = tmp_path / "results.tsv"
+    result = run("evaluate", model_file, lines, "--output", output)
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["CER", "WER", "line"]
+    rows = [line.split("\t") for line in output.read_text("utf-8").splitlines()]
+    assert rows[0] == ["id", "reference", "hypothesis", "char_errors", "word_errors",
+                       "confidence"]
+    assert [(r[0], r[1], r[2]) for r in rows[1:]] == [
+        (f"l{i}.png", TEXTS[i], expected[f"l{i}"]) for i in range(4)]
+    chars = sum(len(t) for t in TEXTS)
+    errors = sum(int(r[3]) for r in rows[1:])
+    assert f"({errors} errors / {chars} characters)" in result.stdout
+
+
+def test_evaluate_lists_unreadable_samples(model_file, lines):
+    (lines / "l2.png").write_bytes(b"GIF89a")
+    result = run("evaluate", model_file, lines)
+    assert result.exit_code == 1
+    assert "1 of 4 samples failed:" in result.stderr and "l2.png" in result.stderr
+    assert "of 3 lines)" in result.stdout

@@ -1,0 +1,139 @@
+"""Output writers: atomic files, text, PAGE XML 2019 (validated) and resumable JSON lines."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from lxml import etree
+
+from mdrnn.datasets.formats import read_page
+from mdrnn.pipelines.inputs import InputFile
+from mdrnn.pipelines.transcribe import LineResult, TranscribedLine, Transcription
+from mdrnn.pipelines.writers import (
+    PAGE_NAMESPACE,
+    JsonlWriter,
+    PageWriter,
+    TextWriter,
+    atomic_write,
+    open_writer,
+)
+
+SCHEMA = Path(__file__).parent / "data" / "page-2019.xsd"
+NS = {"p": PAGE_NAMESPACE}
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return etree.XMLSchema(etree.parse(str(SCHEMA)))
+
+
+def line_transcription(path, text="ab c", confidence=0.75, size=(120, 30)):
+    width, height = size
+    box = np.array([[0, 0], [width, 0], [width, height], [0, height]])
+    result = LineResult(text, confidence, tuple(text), tuple([0.5] * len(text)))
+    return Transcription(InputFile(Path(path), Path(path).stem), width, height,
+                         (TranscribedLine(result, box, (0, 0, width, height)),), False)
+
+
+def page_transcription(path, texts=("first line", "second"), size=(400, 300)):
+    lines = []
+    for i, text in enumerate(texts):
+        y0 = 40 + 80 * i
+        polygon = np.array([[20, y0], [380, y0], [380, y0 + 50], [20, y0 + 50]])
+        lines.append(TranscribedLine(LineResult(text, 0.5 + 0.1 * i, tuple(text)), polygon,
+                                     (20, y0, 380, y0 + 50)))
+    return Transcription(InputFile(Path(path), Path(path).stem), *size, tuple(lines), True)
+
+
+def test_atomic_write_replaces_whole_files_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "new" / "deeper" / "out.txt"
+    atomic_write(target, b"one")
+    atomic_write(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert [p.name for p in target.parent.iterdir()] == ["out.txt"]
+
+
+def test_text_writer_and_skipping(tmp_path):
+    writer = TextWriter(tmp_path / "out")
+    item = page_transcription(tmp_path / "sub" / "p.png").item
+    item = InputFile(item.path, "sub/p")
+    assert not writer.is_done(item)
+    transcription = page_transcription(item.path)
+    writer.write(Transcription(item, transcription.width, transcription.height,
+                               transcription.lines, True))
+    assert (tmp_path / "out" / "sub" / "p.txt").read_text("utf-8") == "first line\nsecond\n"
+    assert writer.is_done(item)
+    assert not TextWriter(tmp_path / "out", overwrite=True).is_done(item)
+
+
+def test_page_xml_of_a_line_image_validates(tmp_path, schema):
+    writer = PageWriter(tmp_path / "out")
+    transcription = line_transcription(tmp_path / "lines" / "l1.png")
+    writer.write(transcription)
+    doc = etree.parse(str(tmp_path / "out" / "l1.xml"))
+    schema.assertValid(doc)
+    page = doc.find("p:Page", NS)
+    assert (page.get("imageFilename"), page.get("imageWidth"), page.get("imageHeight")) == (
+        "../lines/l1.png", "120", "30")
+    (line,) = doc.findall(".//p:TextLine", NS)
+    assert line.find("p:Coords", NS).get("points") == "0,0 120,0 120,30 0,30"
+    assert line.find("p:TextEquiv", NS).get("conf") == "0.750000"
+    assert line.findtext("p:TextEquiv/p:Unicode", namespaces=NS) == "ab c"
+
+
+def test_page_xml_of_pages_validates_and_reads_back(tmp_path, schema):
+    image = tmp_path / "scans" / "p1.png"
+    image.parent.mkdir()
+    cv2.imwrite(str(image), np.full((300, 400), 255, np.uint8))
+    writer = open_writer("page", tmp_path / "out")
+    writer.write(page_transcription(image))
+    writer.write(page_transcription(tmp_path / "scans" / "empty.png", texts=()))
+    doc = etree.parse(str(tmp_path / "out" / "p1.xml"))
+    schema.assertValid(doc)
+    schema.assertValid(etree.parse(str(tmp_path / "out" / "empty.xml")))
+    region = doc.find(".//p:TextRegion", NS)
+    assert region.find("p:Coords", NS).get("points") == "20,40 380,40 380,170 20,170"
+    assert region.findtext("p:TextEquiv/p:Unicode", namespaces=NS) == "first line\nsecond"
+    assert [e.get("conf") for e in doc.findall(".//p:TextLine/p:TextEquiv", NS)] == [
+        "0.500000", "0.600000"]
+    samples = read_page(tmp_path / "out" / "p1.xml")
+    assert [s.text for s in samples] == ["first line", "second"]
+    assert [s.source.shape for s in samples] == [(51, 361), (51, 361)]
+
+
+def test_jsonl_records(tmp_path):
+    with open_writer("jsonl", tmp_path) as writer:
+        writer.write(line_transcription("lines/a.png", "ab", 0.25))
+        writer.write(page_transcription("pages/p.png"))
+        writer.write_failure(InputFile(Path("bad.png"), "bad"), "bad.png: truncated")
+    records = [json.loads(r) for r in (tmp_path / "transcriptions.jsonl").read_text().splitlines()]
+    assert records[0] == {"source": "lines/a.png", "text": "ab", "confidence": 0.25,
+                          "char_confidences": [0.5, 0.5]}
+    assert records[1]["text"] == "first line\nsecond"
+    assert records[1]["confidence"] == pytest.approx(0.55)
+    assert records[1]["lines"][1] == {"text": "second", "confidence": 0.6,
+                                      "bbox": [20, 120, 380, 170],
+                                      "polygon": [[20, 120], [380, 120], [380, 170], [20, 170]]}
+    assert records[2] == {"source": "bad.png", "error": "bad.png: truncated"}
+
+
+def test_jsonl_resumes_after_torn_tail_and_retries_failures(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "t.jsonl"
+    good = json.dumps({"source": "a.png", "text": "x", "confidence": 0.5})
+    failed = json.dumps({"source": "b.png", "error": "b.png: truncated"})
+    path.write_text(f"{good}\n{failed}\n{good[:-1]}\n{{\"source\": \"c.png\", \"te", "utf-8")
+    writer = JsonlWriter(path)
+    item = InputFile(Path("a.png"), "a")
+    assert writer.is_done(item) and writer.is_done(InputFile(tmp_path / "a.png", "a"))
+    assert not writer.is_done(InputFile(Path("b.png"), "b"))
+    assert not writer.is_done(InputFile(Path("c.png"), "c"))
+    assert path.read_text("utf-8") == good + "\n"
+    writer.write(line_transcription("b.png", "y"))
+    writer.close()
+    assert [json.loads(r)["source"] for r in path.read_text().splitlines()] == ["a.png", "b.png"]
+    with JsonlWriter(path, overwrite=True) as fresh:
+        assert not fresh.is_done(item)
+    assert path.read_bytes() == b""
