@@ -62,6 +62,7 @@ class TrainConfig:
         clip_norm: gradients are clipped to this global norm (RNNs explode).
         patience: stop after this many epochs without a better validation CER.
         augment: distort training lines (geometric and photometric).
+        buckets: padded line widths per data set; each is one XLA compilation.
         epoch_lines: lines per epoch (a random subset, new each epoch); None: all.
         time_limit: stop after the epoch during which this many seconds passed.
         seed: seeds data order, augmentation and weight initialisation.
@@ -79,6 +80,7 @@ class TrainConfig:
     clip_norm: float = 5.0
     patience: int = 20
     augment: bool = False
+    buckets: int = 4
     epoch_lines: int | None = None
     time_limit: float | None = None
     seed: int = 0
@@ -147,7 +149,7 @@ def make_train_step(model, optimizer, strategy, global_batch: int, xla: bool = T
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def step(batch):
         losses = strategy.run(replica_step, args=(batch,))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
@@ -155,14 +157,28 @@ def make_train_step(model, optimizer, strategy, global_batch: int, xla: bool = T
     return step
 
 
-def make_predict(model, xla: bool = True):
-    """Logits and output lengths of a batch, compiled."""
+def make_predict(model, xla: bool = True, batch_size: int | None = None):
+    """Logits and output lengths of a batch, compiled.
+
+    With `batch_size`, smaller batches are padded with empty lines (width 0) to that
+    size, so that XLA compiles one shape per width rather than one per remainder.
+    """
     @tf.function(jit_compile=xla, input_signature=[
         tf.TensorSpec([None, None, None, 1], tf.float32), tf.TensorSpec([None], tf.int32)])
     def predict(image, width):
         return model({"image": image, "width": width}, training=False)
-    return lambda batch: (predict(batch["image"], batch["width"]).numpy(),
-                          np.asarray(output_lengths(model, batch["width"].numpy())))
+
+    def run(batch):
+        image, width = batch["image"], batch["width"]
+        size = int(tf.shape(image)[0])
+        missing = max(0, (batch_size or size) - size)
+        if missing:
+            image = tf.pad(image, [[0, missing], [0, 0], [0, 0], [0, 0]])
+            width = tf.pad(width, [[0, missing]])
+        logits = predict(image, width).numpy()[:size]
+        return logits, np.asarray(output_lengths(model, batch["width"].numpy()))
+
+    return run
 
 
 def _hypothesis(charset: Charset, ids, reference):
@@ -203,17 +219,12 @@ def choose_strategy(devices: int | None = None) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy([d.name for d in available[:devices]])
 
 
-def _append_log(path: Path, row: dict, restart_after: int | None = None) -> None:
-    rows = []
-    if path.exists():
-        with path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f)
-                    if restart_after is None or int(r["epoch"]) <= restart_after]
-    rows.append({k: row.get(k, "") for k in LOG_FIELDS})
+def _write_log(path: Path, history: list[dict]) -> None:
+    """Rewrite the CSV log from the checkpoint's history, so the two always agree."""
     with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, LOG_FIELDS)
+        writer = csv.DictWriter(f, LOG_FIELDS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(history)
 
 
 def _write_scalars(writer, epoch: int, row: dict) -> None:
@@ -285,14 +296,18 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
 
     frames = lambda width: int(output_lengths(model, width))  # noqa: E731
     multiple = width_multiple(model)
+    # Each width is one XLA compile; small sets get fewer, so that each fills batches.
+    buckets = max(1, min(config.buckets, len(train_samples) // (8 * config.batch_size)))
     train_data = LineDataset(train_samples, charset, preprocessing,
                              batch_size=config.batch_size, width_multiple=multiple,
-                             training=True, seed=config.seed, output_length=frames,
+                             num_buckets=buckets, training=True, seed=config.seed,
+                             output_length=frames,
                              **({} if config.augment else {"augmentation": None}))
     val_data = LineDataset(val_samples, charset, preprocessing, batch_size=config.batch_size,
-                           width_multiple=multiple, unknown="skip")
+                           width_multiple=multiple, num_buckets=config.buckets,
+                           unknown="skip")
     step = make_train_step(model, optimizer, strategy, config.batch_size, config.xla)
-    predict = make_predict(model, config.xla)
+    predict = make_predict(model, config.xla, config.batch_size)
     writer = tf.summary.create_file_writer(str(out / "tensorboard"))
 
     history = state["history"] if state else []
@@ -330,7 +345,7 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
             "epoch": epoch, "best_cer": best_cer, "best_epoch": best_epoch, "seconds": elapsed,
             "history": history, "charset": charset.to_config(),
             "config": dataclasses.asdict(config)})
-        _append_log(out / "log.csv", row, restart_after=epoch - 1)
+        _write_log(out / "log.csv", history)
         _write_scalars(writer, epoch, row)
         if epoch - best_epoch >= config.patience:
             log.warning("stopping: no better validation CER for %d epochs", config.patience)

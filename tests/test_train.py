@@ -1,0 +1,138 @@
+"""Training: outputs, exact resume, tf.distribute on two logical CPUs, the CLI."""
+
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import mdrnn.pipelines.train as training
+from mdrnn.datasets.digits import digit_lines
+from mdrnn.errors import InputError
+from mdrnn.models import metadata
+from mdrnn.pipelines.cli import main
+from mdrnn.pipelines.train import TrainConfig, train
+
+TINY = {"type": "mdlstm", "levels": [{"block": [4, 3], "units": 2},
+                                     {"block": [4, 2], "tanh": 4, "units": 4}]}
+
+
+def tiny_config(**kwargs):
+    return TrainConfig(**{"spec": TINY, "preprocessing": {"height": 16}, "epochs": 2,
+                          "batch_size": 4, "xla": False, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def lines():
+    return digit_lines("train", 16, seed=1, max_digits=4), digit_lines("val", 6, seed=1,
+                                                                        max_digits=4)
+
+
+def test_training_writes_model_checkpoint_and_logs(tmp_path, lines):
+    result = train(*lines, tmp_path, tiny_config(), verbose=0)
+    assert result.epochs_run == 2 and len(result.history) == 2
+    assert all(np.isfinite(row["loss"]) for row in result.history)
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert sorted(metadata(model).charset["symbols"]) == sorted(
+        set("".join(s.text for s in lines[0])))
+    assert metadata(model).preprocessing["height"] == 16
+    with open(tmp_path / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert float(rows[0]["loss"]) == pytest.approx(result.history[0]["loss"])
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 2 and state["config"]["spec"] == TINY
+
+
+def test_an_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, lines):
+    with pytest.raises(InputError, match="no checkpoint"):
+        train(*lines, tmp_path / "empty", tiny_config(), resume=True, verbose=0)
+    train(*lines, tmp_path, tiny_config(epochs=1), verbose=0)
+    with pytest.raises(InputError, match="--resume"):
+        train(*lines, tmp_path, tiny_config(epochs=1), verbose=0)
+
+
+def test_resume_after_an_interruption_gives_the_uninterrupted_result(tmp_path, lines,
+                                                                      monkeypatch):
+    config = tiny_config(epochs=3, augment=True)
+    whole = train(*lines, tmp_path / "whole", config, verbose=0)
+    whole_weights = [v.numpy() for v in keras.models.load_model(
+        tmp_path / "whole" / "model.keras").variables]
+
+    save = training.save_checkpoint
+
+    def save_then_die(folder, model, optimizer, state):
+        save(folder, model, optimizer, state)
+        if state["epoch"] == 1:
+            raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(*lines, tmp_path / "cut", config, verbose=0)
+    monkeypatch.setattr(training, "save_checkpoint", save)
+    resumed = train(*lines, tmp_path / "cut", config, resume=True, verbose=0)
+
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in whole.history]
+    assert resumed.best_cer == whole.best_cer and resumed.best_epoch == whole.best_epoch
+    cut_weights = [v.numpy() for v in keras.models.load_model(
+        tmp_path / "cut" / "model.keras").variables]
+    for a, b in zip(cut_weights, whole_weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with open(tmp_path / "cut" / "log.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2", "3"]
+
+
+def test_mirrored_strategy_on_two_logical_cpus_trains(tmp_path):
+    script = textwrap.dedent(f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from mdrnn.datasets.digits import digit_lines
+        from mdrnn.pipelines.train import TrainConfig, train, choose_strategy
+        assert choose_strategy(2).num_replicas_in_sync == 2
+        config = TrainConfig(spec={TINY!r}, preprocessing={{"height": 16}}, epochs=1,
+                             batch_size=4)
+        result = train(digit_lines("train", 8, seed=1, max_digits=4),
+                       digit_lines("val", 4, seed=1, max_digits=4), {str(tmp_path)!r},
+                       config, devices=2, verbose=0)
+        print("loss", result.history[0]["loss"])
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loss = float(out.stdout.split("loss")[-1])
+    assert np.isfinite(loss) and loss > 0
+
+
+def test_cli_train_and_its_errors(tmp_path):
+    data = tmp_path / "lines"
+    data.mkdir()
+    import cv2
+
+    for sample in digit_lines("train", 8, seed=2, max_digits=3):
+        cv2.imwrite(str(data / f"{sample.id}.png"), sample.load())
+        (data / f"{sample.id}.gt.txt").write_text(sample.text)
+    runner = CliRunner()
+    args = ["-q", "train", "--train", str(data), "--val", str(data), "--out",
+            str(tmp_path / "run"), "--height", "16", "--epochs", "1", "--batch-size", "4",
+            "--no-xla", "--spec", str(tmp_path / "spec.json")]
+    (tmp_path / "spec.json").write_text(json.dumps(TINY))
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "best validation CER" in result.output
+    assert (tmp_path / "run" / "model.keras").is_file()
+    again = runner.invoke(main, args)
+    assert again.exit_code == 1 and "--resume" in again.output
+    assert "Traceback" not in again.output
+    missing = runner.invoke(main, [*args[:3], str(tmp_path / "nowhere"), *args[4:]])
+    assert missing.exit_code == 1 and "nowhere" in missing.output
+    (tmp_path / "bad.json").write_text("{not json")
+    bad_spec = runner.invoke(main, [*args[:-1], str(tmp_path / "bad.json")])
+    assert bad_spec.exit_code == 2 and "bad.json" in bad_spec.output
