@@ -21,7 +21,6 @@ import glob
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import cv2
 import numpy as np
 
 from mdrnn.errors import InputError
+from mdrnn.pipelines.atomic import atomic_write
 from mdrnn.pipelines.imageio import load_image
 from mdrnn.pipelines.preprocess import PreprocessConfig, normalise_line
 from mdrnn.pipelines.segment import SegmentConfig, segment_page
@@ -174,7 +174,7 @@ def _write_page(job: Job, out: Path, image: np.ndarray, config: PreprocessConfig
         records.append({"image": path.relative_to(out).as_posix(), **line.to_dict()})
     page = {"source": str(job.source), "width": int(image.shape[1]),
             "height": int(image.shape[0]), "preprocess": config.to_dict(), "lines": records}
-    write_atomic(out / (str(job.name) + ".json"),
+    atomic_write(out / (str(job.name) + ".json"),
                  (json.dumps(page, indent=1) + "\n").encode("utf-8"))
     return len(records)
 
@@ -184,19 +184,4 @@ def write_png(path: Path, image: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", image)
     if not ok:
         raise OSError(f"cannot encode {path.name} as PNG")
-    write_atomic(path, data.tobytes())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to a temporary file beside `path`, then rename it to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data.tobytes())

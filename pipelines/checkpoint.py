@@ -1,4 +1,4 @@
-"""Training checkpoints and atomic file writes.
+"""Training checkpoints.
 
 A checkpoint is a folder with every variable of the model and the optimizer (as
 one .npz each, in their fixed order) and a JSON state (epoch, best score, config).
@@ -8,34 +8,11 @@ moment leaves either the previous checkpoint or the new one, never a mixture.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary path beside `path` (same suffix); rename it into place on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def _save_variables(path: Path, variables) -> None:

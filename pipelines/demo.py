@@ -54,7 +54,7 @@ def run_demo(out_dir: str | Path, minutes: float = 10.0, *, train_lines: int = 1
     `out_dir/samples/`, a few test line images with a TSV of their transcriptions.
     """
     from mdrnn.datasets.digits import digit_lines
-    from mdrnn.pipelines.checkpoint import write_text_atomic
+    from mdrnn.pipelines.atomic import atomic_write
     from mdrnn.pipelines.evaluate import evaluate
     from mdrnn.pipelines.train import train
     from mdrnn.pipelines.transcribe import Recognizer
@@ -75,8 +75,8 @@ def run_demo(out_dir: str | Path, minutes: float = 10.0, *, train_lines: int = 1
         name = f"{sample.id}.png"
         cv2.imwrite(str(folder / name), sample.load())
         rows.append((name, line.reference, line.hypothesis, line.confidence))
-    write_text_atomic(folder / "transcriptions.tsv", "file\treference\ttranscription\t"
-                      "confidence\n" + "".join(f"{n}\t{r}\t{h}\t{c:.3f}\n"
-                                               for n, r, h, c in rows))
+    table = "file\treference\ttranscription\tconfidence\n" + "".join(
+        f"{n}\t{r}\t{h}\t{c:.3f}\n" for n, r, h, c in rows)
+    atomic_write(folder / "transcriptions.tsv", table.encode("utf-8"))
     return DemoResult(result.model_path, result.best_cer, rates.cer, rates.wer,
                       rates.lines, result.epochs_run, result.history[-1]["seconds"], rows)

@@ -22,10 +22,10 @@ import cv2
 
 from mdrnn.datasets.formats import Sample
 from mdrnn.errors import InputError
+from mdrnn.pipelines.atomic import atomic_write
 from mdrnn.pipelines.metrics import ErrorRates, error_rates, line_errors
 from mdrnn.pipelines.recognizer import Recognizer
 from mdrnn.pipelines.transcribe import WINDOW_BATCHES
-from mdrnn.pipelines.writers import atomic_write
 
 TSV_COLUMNS = ("id", "reference", "hypothesis", "char_errors", "word_errors", "confidence")
 

@@ -33,12 +33,8 @@ from mdrnn.datasets.tfdata import LineDataset
 from mdrnn.decoding import greedy_decode
 from mdrnn.errors import InputError
 from mdrnn.models import PRESETS, build_model, output_lengths, width_multiple
-from mdrnn.pipelines.checkpoint import (
-    atomic_path,
-    read_state,
-    restore_checkpoint,
-    save_checkpoint,
-)
+from mdrnn.pipelines.atomic import atomic_path
+from mdrnn.pipelines.checkpoint import read_state, restore_checkpoint, save_checkpoint
 from mdrnn.pipelines.metrics import ErrorRates, error_rates
 from mdrnn.pipelines.preprocess import PreprocessConfig
 

@@ -28,38 +28,18 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from lxml import etree
 
 import mdrnn
+from mdrnn.pipelines.atomic import atomic_path, atomic_write
 
 FORMATS = ("txt", "jsonl", "page")
 JSONL_NAME = "transcriptions.jsonl"
 PAGE_NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write a file through a temporary name in its folder and a rename.
-
-    The data is fsync'ed before the rename, so the file is complete under its
-    name or absent, even after a crash; the folder is created when missing.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class _FileWriter:
@@ -214,17 +194,9 @@ class JsonlWriter:
                 keep.append(ok)
         if dropped:
             # Second pass, streamed: the file may be larger than memory should hold.
-            handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                                 dir=self.path.parent)
-            try:
-                with os.fdopen(handle, "wb") as out, self.path.open("rb") as f:
-                    out.writelines(raw for raw, ok in zip(f, keep) if ok)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(temporary, self.path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            with atomic_path(self.path) as temporary, temporary.open("wb") as out, \
+                    self.path.open("rb") as f:
+                out.writelines(raw for raw, ok in zip(f, keep) if ok)
 
     def is_done(self, item) -> bool:
         return os.path.abspath(item.path) in self._done

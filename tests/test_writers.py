@@ -9,6 +9,7 @@ import pytest
 from lxml import etree
 
 from mdrnn.datasets.formats import read_page
+from mdrnn.pipelines.atomic import atomic_write
 from mdrnn.pipelines.inputs import InputFile
 from mdrnn.pipelines.transcribe import LineResult, TranscribedLine, Transcription
 from mdrnn.pipelines.writers import (
@@ -16,7 +17,6 @@ from mdrnn.pipelines.writers import (
     JsonlWriter,
     PageWriter,
     TextWriter,
-    atomic_write,
     open_writer,
 )
 

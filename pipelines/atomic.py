@@ -1,0 +1,36 @@
+"""Atomic file output: write beside the target, flush to disk, rename into place.
+
+A file is then complete under its name or absent, even after a crash, and an
+interrupted job never leaves half-written output to be mistaken for done work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside `path`, with the same suffix (Keras wants `.keras`);
+    once the block succeeds, its content is fsync'ed and renamed to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
+                                         dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        with open(temporary, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically; the folder is created when missing."""
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
