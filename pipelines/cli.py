@@ -205,7 +205,9 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
 
     import cv2
 
-    from mdrnn.pipelines.batch import collect_jobs, run_job
+    from mdrnn.errors import InputError
+    from mdrnn.pipelines.batch import run_job
+    from mdrnn.pipelines.inputs import check_unique_names, expand_inputs
     from mdrnn.pipelines.preprocess import PreprocessConfig
     from mdrnn.pipelines.segment import SegmentConfig
 
@@ -218,7 +220,11 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
     except (OSError, ValueError, TypeError) as exc:
         raise click.BadParameter(f"{config_file}: {exc}", param_hint="--config") from None
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # we report bad files
-    jobs = collect_jobs(inputs)
+    try:
+        jobs = expand_inputs(inputs)
+        check_unique_names(jobs)
+    except InputError as error:
+        raise click.BadParameter(str(error), param_hint="INPUTS") from None
     quiet = click.get_current_context().find_root().params.get("quiet")
     results = []
     with click.progressbar(jobs, label="Preprocessing", file=click.get_text_stream("stderr"),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mdrnn.pipelines import batch
+from mdrnn.pipelines import atomic
 from mdrnn.pipelines.cli import main
 from mdrnn.pipelines.imageio import load_image
 from mdrnn.pipelines.preprocess import PreprocessConfig, normalise_line
@@ -87,9 +87,10 @@ def test_glob_files_and_options(inputs, tmp_path):
     assert cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED).shape[0] == 40
 
 
-def test_missing_input_is_reported(tmp_path):
+def test_missing_input_is_a_usage_error(tmp_path):
     result = run(tmp_path / "nothing.png", "-o", tmp_path / "out")
-    assert result.exit_code == 1 and "nothing.png: no such file" in result.stderr
+    assert result.exit_code == 2 and "nothing.png: no such file" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_config_file_and_options_over_it(inputs, tmp_path):
@@ -151,7 +152,7 @@ def test_a_failed_write_leaves_no_file_behind(inputs, tmp_path, monkeypatch):
     def failing_replace(source, target):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(batch.os, "replace", failing_replace)
+    monkeypatch.setattr(atomic.os, "replace", failing_replace)
     out = tmp_path / "out"
     result = run(inputs / "a.png", inputs / "b.jpg", "-o", out)
     assert result.exit_code == 1
@@ -159,14 +160,15 @@ def test_a_failed_write_leaves_no_file_behind(inputs, tmp_path, monkeypatch):
     assert written(out) == []  # neither outputs nor temporary files
 
 
-def test_outputs_that_would_share_a_name_are_kept_apart(tmp_path):
+def test_outputs_that_would_share_a_name_are_refused(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     cv2.imwrite(str(folder / "x.png"), line_image())
     cv2.imwrite(str(folder / "x.jpg"), line_image("other"))
     out = tmp_path / "out"
-    assert run(folder, "-o", out).exit_code == 0
-    assert written(out) == ["x_jpg.png", "x_png.png"]
+    result = run(folder, "-o", out)
+    assert result.exit_code == 2 and "would both be written as 'x'" in result.stderr
+    assert not out.exists()
 
 
 def test_quiet_hides_the_progress_bar(inputs, tmp_path):
