@@ -29,13 +29,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from mdrnn.ctc import ctc_loss  # noqa: E402
-from mdrnn.decoding import (  # noqa: E402
-    Lexicon,
-    beam_search_decode,
-    greedy_decode,
-    lexicon_decode_line,
-    lexicon_decode_word,
-)
+from mdrnn.decoding import beam_search_decode, greedy_decode  # noqa: E402
+from mdrnn.lexicon import Lexicon, lexicon_decode_line, lexicon_decode_word  # noqa: E402
 
 
 def fake_logits(rng, batch, frames, classes, margin=6.0):

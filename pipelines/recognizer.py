@@ -35,14 +35,9 @@ import tensorflow as tf
 import mdrnn.layers  # noqa: F401  (registers the custom layers for loading)
 from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.formats import read_text
-from mdrnn.decoding import (
-    Lexicon,
-    beam_search_decode,
-    greedy_decode,
-    lexicon_decode_line,
-    lexicon_decode_word,
-)
+from mdrnn.decoding import beam_search_decode, greedy_decode
 from mdrnn.errors import InputError
+from mdrnn.lexicon import Lexicon, lexicon_decode_line, lexicon_decode_word
 from mdrnn.models import metadata, output_lengths, width_multiple
 from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
 

@@ -6,16 +6,14 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from mdrnn.decoding import (
+from mdrnn.decoding import beam_search_decode, greedy_decode, labelling_probability
+from mdrnn.errors import InputError
+from mdrnn.lexicon import (
     Lexicon,
-    beam_search_decode,
-    greedy_decode,
-    labelling_probability,
     lexicon_decode_line,
     lexicon_decode_word,
     word_log_likelihoods,
 )
-from mdrnn.errors import InputError
 
 
 class Letters:
