@@ -198,9 +198,6 @@ class LineDataset:
         output_length: model width -> CTC frames (non-decreasing); enables the
             length check.
         unknown: policy for symbols missing from the charset (see `Charset.encode`).
-        right_to_left: mirror images, for scripts written right to left, so that
-            the first frames see the first symbols of the (logical-order) text;
-            transcription must mirror its input the same way.
         drop_remainder: drop incomplete batches; default `training`.
         workers: threads for preprocessing; default the CPU count.
     """
@@ -210,7 +207,7 @@ class LineDataset:
                  bucket_widths: Sequence[int] | None = None, num_buckets: int = 6,
                  training: bool = False, augmentation: Augmentation | None = DEFAULT_AUGMENTATION,
                  seed: int = 0, output_length: Callable[[int], int] | None = None,
-                 unknown: str = "error", right_to_left: bool = False,
+                 unknown: str = "error",
                  drop_remainder: bool | None = None, workers: int | None = None):
         if batch_size < 1 or width_multiple < 1 or num_buckets < 1:
             raise ValueError(f"batch_size, width_multiple and num_buckets must be >= 1, got "
@@ -220,7 +217,6 @@ class LineDataset:
         self.batch_size, self.width_multiple, self.seed = batch_size, width_multiple, seed
         self.training = training
         self.augmentation = augmentation if training else None
-        self.right_to_left = right_to_left
         self.drop_remainder = training if drop_remainder is None else drop_remainder
         self.dropped: dict[str, str] = {}
         self._drop_counts: dict[str, int] = {}
@@ -285,8 +281,6 @@ class LineDataset:
             return f"{sample.name}: {type(error).__name__}: {lines[-1] if lines else ''}"
         if image.ndim != 2 or image.shape[0] != self.config.height or image.shape[1] < 1:
             return f"{sample.name}: preprocessing gave shape {image.shape}"
-        if self.right_to_left:
-            image = image[:, ::-1]
         return image.astype(np.float16)
 
     def _preprocess(self, workers: int) -> list[np.ndarray | None]:

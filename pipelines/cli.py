@@ -250,12 +250,15 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
 @click.option("--val", "val_data", required=True, metavar="DATA", help="Validation data.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder: model.keras, checkpoint/, log.csv, tensorboard/.")
-@click.option("--preset", type=click.Choice(["graves2009", "blstm_ctc"]), default="graves2009",
-              show_default=True, help="Network.")
+@click.option("--preset", type=click.Choice(["graves2009", "graves2009_x9", "blstm_ctc"]),
+              default="graves2009", show_default=True,
+              help="Network; graves2009_x9 has a 4x1 last block (twice the CTC frames).")
 @click.option("--spec", "spec_file", type=click.Path(exists=True, dir_okay=False),
               help="JSON file of a network spec (see mdrnn.models); replaces --preset.")
 @click.option("--height", type=click.IntRange(8, 1024), default=64, show_default=True,
               help="Line height the images are scaled to.")
+@click.option("--right-to-left", is_flag=True,
+              help="The script runs right to left (Arabic, Hebrew): lines are mirrored.")
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
@@ -278,7 +281,8 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
 @click.option("--devices", type=click.IntRange(min=1),
               help="Train on this many devices (MirroredStrategy) [all GPUs, else the CPU].")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
-def train_command(train_data, val_data, out, preset, spec_file, height, epochs, batch_size,
+def train_command(train_data, val_data, out, preset, spec_file, height, right_to_left, epochs,
+                  batch_size,
                   optimizer, learning_rate, patience, augment, dropout, epoch_lines, time_limit,
                   seed, xla, mixed_precision, devices, resume):
     """Train a recogniser; the best model by validation CER is OUT/model.keras."""
@@ -301,7 +305,8 @@ def train_command(train_data, val_data, out, preset, spec_file, height, epochs, 
 
         try:
             config = TrainConfig(
-                spec=spec, preprocessing={"height": height}, epochs=epochs,
+                spec=spec, preprocessing={"height": height, "right_to_left": right_to_left},
+                epochs=epochs,
                 batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate,
                 patience=patience, augment=augment, epoch_lines=epoch_lines,
                 time_limit=None if time_limit is None else 60 * time_limit, seed=seed, xla=xla,

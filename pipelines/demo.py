@@ -5,24 +5,22 @@ strings of digit images 0..6999, is chosen on strings of images 7000..7499, and 
 reported on strings of images 7500..7999, which played no part in training or in
 choosing it.
 
-The network is the Graves (2009) hierarchy with one change of geometry: its last
-block is 4x1 instead of 4x2, so that width shrinks 9x rather than 18x and a digit,
-about 40 px wide at a line height of 64, gets four or five CTC frames instead of two.
+The network is the Graves (2009) hierarchy with one change of geometry (preset
+`graves2009_x9`): its last block is 4x1 instead of 4x2, so that width shrinks 9x
+rather than 18x and a digit, about 34 px wide at a line height of 48, gets about
+four CTC frames instead of two. Height 48 rather than 64 makes a step about 1.8x
+cheaper.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 
-from mdrnn.models import GRAVES2009
-
-DEMO_SPEC = copy.deepcopy(GRAVES2009)
-DEMO_SPEC["levels"][2]["block"] = [4, 1]
-DEMO_HEIGHT = 64
+DEMO_PRESET = "graves2009_x9"
+DEMO_HEIGHT = 48
 
 
 @dataclass
@@ -41,7 +39,7 @@ def demo_config(minutes: float = 10.0, seed: int = 0):
     """The demo's training settings: Adam 1e-3, epochs of 2,000 lines, a time limit."""
     from mdrnn.pipelines.train import TrainConfig
 
-    return TrainConfig(spec=DEMO_SPEC, preprocessing={"height": DEMO_HEIGHT}, epochs=1000,
+    return TrainConfig(spec=DEMO_PRESET, preprocessing={"height": DEMO_HEIGHT}, epochs=1000,
                        epoch_lines=2000, time_limit=60.0 * minutes, patience=20, seed=seed)
 
 

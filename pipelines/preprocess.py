@@ -79,6 +79,9 @@ class PreprocessConfig:
             on every side.
         crop_margin: margin as a fraction of the ink height.
         mean_std: standardise the float output to zero mean and unit variance.
+        right_to_left: mirror the line, for scripts written right to left, so
+            that the first frames see the first symbols of the (logical-order)
+            text; stored with the model, so transcription mirrors alike.
     """
 
     height: int = 64
@@ -96,13 +99,14 @@ class PreprocessConfig:
     crop: bool = True
     crop_margin: float = 0.05
     mean_std: bool = False
+    right_to_left: bool = False
 
     def __post_init__(self):
         def check(ok: bool, name: str, must: str):
             if not ok:
                 raise ValueError(f"{name} must be {must}, got {getattr(self, name)!r}")
 
-        for name in ("contrast", "deskew", "slant", "crop", "mean_std"):
+        for name in ("contrast", "deskew", "slant", "crop", "mean_std", "right_to_left"):
             check(isinstance(getattr(self, name), bool), name, "true or false")
         for name in ("height", "median", "sauvola_window", "min_component"):
             value = getattr(self, name)
@@ -358,4 +362,6 @@ def preprocess_line(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
         when `config.mean_std`.
     """
     out = ink_intensity(normalise_line(image, config))
+    if config.right_to_left:
+        out = np.ascontiguousarray(out[:, ::-1])
     return standardise(out) if config.mean_std else out

@@ -1,5 +1,6 @@
 """tf.data pipeline: buckets, padding, labels, length checks, skipping, determinism."""
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -167,7 +168,7 @@ def test_unknown_symbols_fail_before_training():
 def test_right_to_left_mirrors_the_image():
     sample = SAMPLES[3]
     forward = LineDataset([sample], CHARSET, CONFIG)
-    mirrored = LineDataset([sample], CHARSET, CONFIG, right_to_left=True)
+    mirrored = LineDataset([sample], CHARSET, dataclasses.replace(CONFIG, right_to_left=True))
     a = forward.assemble(forward.plan()[0])
     b = mirrored.assemble(mirrored.plan()[0])
     width = a["width"][0]

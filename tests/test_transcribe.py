@@ -251,3 +251,22 @@ def test_job_on_pages_gives_lines_in_reading_order(recognizer, tmp_path):
     assert record["confidence"] == pytest.approx(np.mean(confidences), abs=1e-5)
     for line in record["lines"]:
         assert len(line["polygon"]) >= 4 and len(line["char_confidences"]) == len(line["text"])
+
+
+def test_a_right_to_left_model_reads_mirrored_lines(tmp_path):
+    # The flag travels in the model file: a right-to-left model reads each line as
+    # the same model without the flag reads the mirrored line.
+    charset = Charset.from_texts(["ab c"])
+    model = tiny_model(charset)
+    rtl = build_model(TINY_SPEC, len(charset.symbols), charset=charset.to_config(),
+                      preprocessing=PreprocessConfig(height=16, right_to_left=True).to_dict())
+    rtl.set_weights(model.get_weights())
+    rtl.save(tmp_path / "rtl.keras")
+    ltr = Recognizer(model)
+    loaded = Recognizer.load(tmp_path / "rtl.keras")
+    assert loaded.config.right_to_left
+    images = line_images(4, seed=5)
+    mirrored = [np.ascontiguousarray(image[:, ::-1]) for image in images]
+    assert [r.text for r in loaded.recognize(images)] == [
+        r.text for r in ltr.recognize(mirrored)]
+    assert [r.text for r in loaded.recognize(images)] != [r.text for r in ltr.recognize(images)]
