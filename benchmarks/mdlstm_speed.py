@@ -36,9 +36,9 @@ SIZES = {
 }
 
 
-def _autodiff_scan(xs, mask, recurrent, peephole):
+def _autodiff_scan(*args):
     """The same wavefront forward, differentiated by TF through the loop."""
-    return scan_diagonals.__wrapped__(xs, mask, recurrent, peephole)[0]
+    return scan_diagonals.__wrapped__(*args)[0]
 
 
 class PixelScan(keras.layers.Layer):
@@ -151,13 +151,19 @@ def time_variants(size: dict, names: list[str], repeats: int) -> dict[str, float
 
 
 def peak_memory_mb(size_name: str, name: str) -> float:
-    """Peak RSS growth of one variant, run alone in a fresh process."""
+    """Peak resident memory one variant adds, run alone in a fresh process.
+
+    ru_maxrss survives exec (the child would inherit this process's peak), so the
+    child resets its high-water mark through /proc/self/clear_refs and reads VmHWM.
+    """
     code = (
-        "import resource, sys; sys.argv=['x'];"
+        "import sys; sys.argv=['x'];"
         "import benchmarks.mdlstm_speed as b;"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+        "hwm = lambda: int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]"
+        ".split()[1]);"
+        "open('/proc/self/clear_refs', 'w').write('5'); base = hwm();"
         f"run = b.make_variant({name!r}, b.SIZES[{size_name!r}]); run(); run();"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)"
+        "print((hwm() - base) / 1024)"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
