@@ -197,7 +197,9 @@ def test_fresh_process_gives_the_same_transcription(model_file, lines, expected,
     command = [sys.executable, "-c", "from mdrnn.pipelines.cli import main; main()", "-q",
                "transcribe", str(model_file), str(lines), "--out", str(tmp_path / "out"),
                "-f", "jsonl", "--decoder", "beam"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    # Run outside the checkout, as a user would: from its root, `python -c` would
+    # import the source folder `mdrnn/` rather than the installed package.
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     records = [json.loads(r) for r in (tmp_path / "out" / JSONL_NAME).read_text().splitlines()]
     images = [cv2.imread(r["source"], cv2.IMREAD_GRAYSCALE) for r in records]

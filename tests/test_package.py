@@ -33,5 +33,5 @@ def test_no_global_datasets_or_pipelines_names():
 def test_cli_help_is_fast_and_does_not_import_tensorflow():
     code = "import sys; from mdrnn.pipelines import cli; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+                         check=True, cwd="/")
     assert out.stdout.strip() == "False"

@@ -105,7 +105,7 @@ def test_mirrored_strategy_on_two_logical_cpus_trains(tmp_path):
         print("loss", result.history[0]["loss"])
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=300)
+                         timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     loss = float(out.stdout.split("loss")[-1])
     assert np.isfinite(loss) and loss > 0
