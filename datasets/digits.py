@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mdrnn.datasets.formats import Sample
+from mdrnn.datasets.samples import Sample
 
 DATA_FILE = Path(__file__).parent / "data" / "mnist_digits_8k.npz"
 SPLITS = {"train": range(0, 7000), "val": range(7000, 7500), "test": range(7500, 8000)}

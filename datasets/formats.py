@@ -2,7 +2,8 @@
 
 Sources: a folder of line images with `<stem>.gt.txt` transcriptions, a TSV list
 (`image<TAB>text`), IAM `lines.txt`/`words.txt`, IFN/ENIT `.tif` + `.tru`, and PAGE
-XML line regions. `open_source(spec)` picks the reader from one string.
+XML line regions (`mdrnn.datasets.page`). `open_source(spec)` picks the reader from
+one string.
 
 Transcriptions are cleaned the same way everywhere: NFC-normalised, leading and
 trailing whitespace removed, and runs of whitespace (tabs included) collapsed to
@@ -15,105 +16,23 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
-from lxml import etree
-
+from mdrnn.datasets.page import read_page
+from mdrnn.datasets.samples import (  # noqa: F401  (Sample, clean_text, read_text: public here too)
+    Sample,
+    _check_unique,
+    _existing,
+    clean_text,
+    read_text,
+)
 from mdrnn.errors import InputError
-from mdrnn.pipelines.preprocess import load_image
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pnm", ".pbm", ".pgm",
                   ".ppm", ".webp")
 LIST_SUFFIXES = (".tsv", ".txt", ".lst", ".list")
-PAGE_NAMESPACE_PREFIX = "http://schema.primaresearch.org/PAGE/gts/pagecontent/"
-
-
-@dataclass(frozen=True, eq=False)
-class Sample:
-    """One line image and its transcription.
-
-    Samples compare by identity (`eq=False`): an array source has no useful `==`.
-
-    Args:
-        source: the image file (str or Path), or the image itself as a 2-D uint8
-            gray array, dark ink on light paper.
-        text: a string, or a tuple of symbol tokens where one symbol is longer
-            than one character (IFN/ENIT shape labels such as ("saB", "yaM")).
-            Strings are split into code points by `Charset`; tuples are not split.
-        id: unique within a dataset; names the sample in messages and outputs.
-    """
-
-    source: str | Path | np.ndarray
-    text: str | tuple[str, ...]
-    id: str
-
-    def __post_init__(self):
-        source, text = self.source, self.text
-        if isinstance(source, np.ndarray) and (source.dtype != np.uint8 or source.ndim != 2):
-            raise ValueError(f"sample {self.id!r}: an array source must be 2-D uint8, got "
-                             f"{source.dtype} with shape {source.shape}")
-        if not isinstance(source, str | Path | np.ndarray):
-            raise TypeError(f"sample {self.id!r}: source must be a path or an array, "
-                            f"got {type(source).__name__}")
-        if isinstance(text, list):  # a list would make the frozen sample mutable
-            object.__setattr__(self, "text", text := tuple(text))
-        if not isinstance(text, str | tuple) or not all(isinstance(t, str) for t in text):
-            raise TypeError(f"sample {self.id!r}: text must be a str or a tuple of str, "
-                            f"got {text!r}")
-        if not isinstance(self.id, str) or not self.id:
-            raise ValueError(f"sample id must be a non-empty string, got {self.id!r}")
-
-    @property
-    def name(self) -> str:
-        """How messages refer to the sample: its file for path sources, else its id."""
-        return self.id if isinstance(self.source, np.ndarray) else str(self.source)
-
-    def load(self) -> np.ndarray:
-        """The line image as 2-D uint8 gray; InputError names an unreadable file."""
-        if isinstance(self.source, np.ndarray):
-            return self.source
-        return load_image(self.source)
-
-
-def clean_text(text: str) -> str:
-    """NFC-normalise a transcription and collapse its whitespace to single spaces."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
-
-
-def read_text(path: Path) -> str:
-    """Read a UTF-8 text file (BOM allowed); InputError names the file otherwise."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InputError(f"{path}: cannot read ({error.strerror or error})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
-                         f"{error.start})") from None
-
-
-def _existing(path: str | Path, kind: str) -> Path:
-    path = Path(path)
-    if kind == "dir" and not path.is_dir():
-        raise InputError(f"{path}: no such folder")
-    if kind == "file" and not path.is_file():
-        raise InputError(f"{path}: no such file")
-    return path
-
-
-def _check_unique(samples: list[Sample], where: Path) -> list[Sample]:
-    ids = [s.id for s in samples]
-    if len(set(ids)) < len(ids):
-        twice = next(i for i in ids if ids.count(i) > 1)
-        raise InputError(f"{where}: sample id {twice!r} occurs twice")
-    return samples
 
 
 def _raise_missing(missing: list[str], what: str) -> None:
@@ -311,107 +230,6 @@ def read_ifnenit(path: str | Path, *, target: str = "shapes") -> list[Sample]:
             raise InputError(f"{tru}: no image {tru.stem}.tif beside it or in ../tif")
         samples.append(Sample(image, text, tru.stem))
     return _check_unique(samples, root)
-
-
-def crop_polygon(image: np.ndarray, points: np.ndarray) -> np.ndarray | None:
-    """Cut a polygon's bounding box out of a page, paper-white outside the polygon.
-
-    Args:
-        image: 2-D uint8 gray page.
-        points: (N, 2) integer x, y vertices, N >= 3; clipped to the page.
-
-    Returns:
-        The uint8 crop, or None when the polygon covers less than 2x2 pixels.
-    """
-    h, w = image.shape
-    points = np.clip(np.asarray(points, dtype=np.int32), 0, [w - 1, h - 1])
-    x0, y0 = points.min(axis=0)
-    x1, y1 = points.max(axis=0) + 1
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return None
-    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.fillPoly(mask, [points - [x0, y0]], 1)
-    return np.where(mask > 0, image[y0:y1, x0:x1], np.uint8(255))
-
-
-def _page_image(xml: Path, filename: str | None) -> Path:
-    if not filename:
-        raise InputError(f"{xml}: the Page element has no imageFilename")
-    name = re.sub(r"^file://", "", filename)
-    # OCR-D workspaces give the path from the workspace root, one folder up.
-    candidates = [xml.parent / name, xml.parent.parent / name, xml.parent / Path(name).name]
-    found = next((p for p in candidates if p.is_file()), None)
-    if found is None:
-        raise InputError(f"{xml}: page image {filename} not found")
-    return found
-
-
-def _line_text(line: etree._Element, ns: str) -> str:
-    equivs = line.findall(f"{{{ns}}}TextEquiv")
-    # PAGE orders alternative readings by @index; the lowest is the preferred one.
-    equivs.sort(key=lambda e: int(e.get("index", "0")) if e.get("index", "0").isdigit() else 0)
-    for equiv in equivs:
-        unicode = equiv.find(f"{{{ns}}}Unicode")
-        if unicode is not None and unicode.text:
-            return clean_text(unicode.text)
-    return ""
-
-
-def _read_page_file(xml: Path) -> list[Sample]:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    try:
-        root = etree.parse(str(xml), parser).getroot()
-    except (OSError, etree.XMLSyntaxError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise InputError(f"{xml}: not readable XML ({message})") from None
-    ns = etree.QName(root).namespace or ""
-    page = root.find(f"{{{ns}}}Page")
-    if not ns.startswith(PAGE_NAMESPACE_PREFIX) or page is None:
-        raise InputError(f"{xml}: not PAGE XML (root element {root.tag})")
-    image = load_image(_page_image(xml, page.get("imageFilename")))
-    samples, untranscribed = [], 0
-    for number, line in enumerate(root.iter(f"{{{ns}}}TextLine"), 1):
-        line_id = line.get("id") or f"line{number}"
-        text = _line_text(line, ns)
-        if not text:
-            untranscribed += 1
-            continue
-        coords = line.find(f"{{{ns}}}Coords")
-        pairs = re.findall(r"(-?[\d.]+),(-?[\d.]+)", coords.get("points", "")
-                           if coords is not None else "")
-        try:
-            points = np.array([[round(float(x)), round(float(y))] for x, y in pairs])
-        except ValueError:
-            raise InputError(f"{xml}: TextLine {line_id}: bad Coords points") from None
-        crop = crop_polygon(image, points) if len(points) >= 3 else None
-        if crop is None:
-            log.warning("%s: TextLine %s has no usable Coords polygon, skipped", xml, line_id)
-            continue
-        samples.append(Sample(crop, text, f"{xml.stem}/{line_id}"))
-    if untranscribed:
-        log.info("%s: %d text lines without a transcription skipped", xml, untranscribed)
-    return samples
-
-
-def read_page(path: str | Path) -> list[Sample]:
-    """Read the transcribed text lines of PAGE XML files (2013, 2019 and other PAGE versions).
-
-    Each TextLine with a TextEquiv/Unicode text becomes a Sample whose source is
-    the line cut from the page image (`crop_polygon`); lines without text are
-    skipped, as partly transcribed pages are common.
-
-    Args:
-        path: a PAGE XML file or a folder of `.xml` files; the page image is found
-            from `imageFilename`, relative to the XML file's folder or its parent.
-    """
-    path = Path(path)
-    files = sorted(path.glob("*.xml")) if path.is_dir() else [_existing(path, "file")]
-    if not files:
-        raise InputError(f"{path}: no .xml files")
-    samples = [s for xml in files for s in _read_page_file(xml)]
-    if not samples:
-        raise InputError(f"{path}: no transcribed text lines")
-    return _check_unique(samples, path)
 
 
 READERS = {

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mdrnn.datasets.formats import Sample, clean_text, read_text
+from mdrnn.datasets.samples import Sample, clean_text, read_text
 from mdrnn.errors import InputError
 
 log = logging.getLogger(__name__)

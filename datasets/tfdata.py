@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from mdrnn.datasets.charset import Charset
-from mdrnn.datasets.formats import Sample
+from mdrnn.datasets.samples import Sample
 from mdrnn.errors import InputError
 from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 
-from mdrnn.datasets.formats import Sample
+from mdrnn.datasets.samples import Sample
 from mdrnn.errors import InputError
 from mdrnn.pipelines.atomic import atomic_write
 from mdrnn.pipelines.metrics import ErrorRates, error_rates, line_errors

@@ -34,7 +34,7 @@ import tensorflow as tf
 
 import mdrnn.layers  # noqa: F401  (registers the custom layers for loading)
 from mdrnn.datasets.charset import Charset
-from mdrnn.datasets.formats import read_text
+from mdrnn.datasets.samples import read_text
 from mdrnn.decoding import beam_search_decode, greedy_decode
 from mdrnn.errors import InputError
 from mdrnn.lexicon import Lexicon, lexicon_decode_line, lexicon_decode_word

@@ -4,7 +4,7 @@
 - ``page``: ``<out>/<name>.xml`` per input, PAGE XML 2019-07-15: one TextRegion
   holding the lines (for a line image, one line covering the image) with their
   Coords and TextEquiv (conf, Unicode). `imageFilename` is the image's path
-  relative to the XML file, so `mdrnn.datasets.formats.read_page` finds it.
+  relative to the XML file, so `mdrnn.datasets.page.read_page` finds it.
 - ``jsonl``: ``<out>/transcriptions.jsonl``, one record per input: ``source``,
   ``text``, ``confidence`` (``char_confidences`` with the greedy decoder) and,
   for pages, ``lines`` with each line's text, confidences, ``bbox`` and

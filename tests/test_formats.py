@@ -9,15 +9,14 @@ import pytest
 from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.formats import (
     Sample,
-    crop_polygon,
     open_source,
     read_folder,
     read_iam,
     read_ifnenit,
     read_list,
-    read_page,
     shape_label,
 )
+from mdrnn.datasets.page import crop_polygon, read_page
 from mdrnn.errors import InputError
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from lxml import etree
 
-from mdrnn.datasets.formats import read_page
+from mdrnn.datasets.page import read_page
 from mdrnn.pipelines.atomic import atomic_write
 from mdrnn.pipelines.inputs import InputFile
 from mdrnn.pipelines.transcribe import LineResult, TranscribedLine, Transcription
