@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,9 +200,6 @@ def evaluate_dataset(predict, data: LineDataset) -> tuple[ErrorRates, list[tuple
 
 def choose_strategy(devices: int | None = None) -> tf.distribute.Strategy:
     """MultiWorkerMirrored under TF_CONFIG, Mirrored over several devices, else default."""
-    import json
-    import os
-
     if "TF_CONFIG" in os.environ and json.loads(os.environ["TF_CONFIG"]).get("cluster"):
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
@@ -290,7 +289,9 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
         state = restore_checkpoint(folder, model, optimizer)
         log.info("resuming %s after epoch %d", out, state["epoch"])
 
-    frames = lambda width: int(output_lengths(model, width))  # noqa: E731
+    def frames(width: int) -> int:
+        return int(output_lengths(model, width))
+
     multiple = width_multiple(model)
     # Each width is one XLA compile; small sets get fewer, so that each fills batches.
     buckets = max(1, min(config.buckets, len(train_samples) // (8 * config.batch_size)))
