@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from mdrnn import ctc
 from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.samples import Sample
 from mdrnn.errors import InputError
@@ -40,9 +41,9 @@ NOISE_BANK_SIZE = 1 << 22
 
 
 def required_frames(label_ids: Sequence[int]) -> int:
-    """CTC frames a label needs: one per symbol plus a blank between equal neighbours."""
-    ids = list(label_ids)
-    return len(ids) + sum(a == b for a, b in zip(ids, ids[1:], strict=False))
+    """CTC frames one label needs (`mdrnn.ctc.required_frames` for a single label)."""
+    ids = np.asarray(list(label_ids), np.int64).reshape(1, -1)
+    return int(ctc.required_frames(ids, [ids.shape[1]])[0])
 
 
 @dataclass(frozen=True, eq=False)
