@@ -14,3 +14,15 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory):
+    """A saved tiny untrained recogniser (`tiny.tiny_model`) for the charset "ab c"."""
+    from tiny import tiny_model
+
+    from mdrnn.datasets.charset import Charset
+
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_model(Charset.from_texts(["ab c"])).save(path)
+    return path

@@ -9,22 +9,14 @@ import cv2
 import pytest
 from click.testing import CliRunner
 from lxml import etree
-from test_transcribe import line_images, tiny_model
+from tiny import line_images, write_line_folder
 
-from mdrnn.datasets.charset import Charset
 from mdrnn.pipelines.cli import main
 from mdrnn.pipelines.transcribe import DECODERS, LEXICON_MODES, Recognizer
 from mdrnn.pipelines.writers import FORMATS, JSONL_NAME
 
 SCHEMA = Path(__file__).parent / "data" / "page-2019.xsd"
 TEXTS = ["ab ab", "bab", "c", "ba ba ab"]
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    tiny_model(Charset.from_texts(["ab c"])).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +29,7 @@ def expected(model_file):
 
 @pytest.fixture
 def lines(tmp_path):
-    folder = tmp_path / "lines"
-    folder.mkdir()
-    for i, (image, text) in enumerate(zip(line_images(len(TEXTS), seed=9), TEXTS)):
-        cv2.imwrite(str(folder / f"l{i}.png"), image)
-        (folder / f"l{i}.gt.txt").write_text(text, encoding="utf-8")
-    return folder
+    return write_line_folder(tmp_path / "lines", TEXTS, seed=9)
 
 
 def run(*args):

@@ -4,7 +4,7 @@ import csv
 
 import pytest
 from rapidfuzz.distance import Levenshtein
-from test_transcribe import line_images, tiny_model
+from tiny import line_images, tiny_model, write_line_folder
 
 from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.formats import Sample, open_source
@@ -21,14 +21,7 @@ def recognizer():
 
 @pytest.fixture
 def data_folder(tmp_path):
-    import cv2
-
-    folder = tmp_path / "data"
-    folder.mkdir()
-    for i, (image, text) in enumerate(zip(line_images(len(REFERENCES), seed=7), REFERENCES)):
-        cv2.imwrite(str(folder / f"l{i}.png"), image)
-        (folder / f"l{i}.gt.txt").write_text(text + "\n", encoding="utf-8")
-    return folder
+    return write_line_folder(tmp_path / "data", REFERENCES, seed=7)
 
 
 def test_per_line_errors_are_edit_distances_of_the_recognised_text(recognizer, data_folder):

@@ -7,6 +7,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
+from tiny import TINY_SPEC, line_images, tiny_model
 
 from mdrnn.datasets.charset import Charset
 from mdrnn.decoding import greedy_decode
@@ -16,44 +17,6 @@ from mdrnn.pipelines.inputs import InputFile
 from mdrnn.pipelines.preprocess import PreprocessConfig
 from mdrnn.pipelines.transcribe import Recognizer, read_lexicon, transcribe_files
 from mdrnn.pipelines.writers import JsonlWriter, TextWriter
-
-TINY_SPEC = {"type": "mdlstm", "levels": [{"block": [4, 4], "units": 2}]}
-
-
-def tiny_model(charset: Charset) -> keras.Model:
-    """An untrained one-level MDLSTM whose outputs vary with the image.
-
-    Keras' default initialisation makes an untrained model emit nearly the same
-    text for every image; normal weights of scale 2 (from a fixed seed) make the
-    texts differ, so that tests comparing texts can fail.
-    """
-    model = build_model(TINY_SPEC, len(charset.symbols), charset=charset.to_config(),
-                        preprocessing=PreprocessConfig(height=16).to_dict())
-    rng = np.random.default_rng(1)
-    for weight in model.weights:
-        weight.assign(rng.normal(0.0, 2.0, weight.shape).astype("float32"))
-    return model
-
-
-def line_images(count: int, seed: int = 0) -> list[np.ndarray]:
-    """Gray line images of different widths: random strokes, dark on light."""
-    rng = np.random.default_rng(seed)
-    images = []
-    for width in rng.integers(30, 160, count):
-        image = np.full((20, int(width)), 255, np.uint8)
-        for _ in range(int(width) // 10):
-            x0, x1 = rng.integers(0, width, 2)
-            y0, y1 = rng.integers(0, 20, 2)
-            cv2.line(image, (int(x0), int(y0)), (int(x1), int(y1)), 0, 2)
-        images.append(image)
-    return images
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    tiny_model(Charset.from_texts(["ab c"])).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
