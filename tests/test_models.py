@@ -82,6 +82,24 @@ def test_model_file_holds_charset_and_preprocessing(tmp_path):
     assert output_lengths(loaded, 20) == output_lengths(model, 20)
 
 
+def test_wide_preset_weight_count_from_the_design_formula():
+    def mdlstm(n, c):  # per direction: 5nC + 10n^2 + 5n + 4n, four directions
+        return 4 * (5 * n * c + 10 * n * n + 9 * n)
+
+    # blocks 4x3, 4x3, 4x1; units 4, 20, 100; tanh 12, 40; 10 labels + blank
+    expected = (mdlstm(4, 12) + 16 * 12 * 12 + mdlstm(20, 12) + 80 * 4 * 40
+                + mdlstm(100, 40) + 400 * 11 + 11)
+    assert expected == 526_379
+    assert build_model("graves2009_x9_wide", 10).count_params() == expected
+
+
+def test_cli_preset_names_are_the_presets():
+    from mdrnn.models import PRESETS
+    from mdrnn.pipelines.cli import PRESET_NAMES
+
+    assert sorted(PRESET_NAMES) == sorted(PRESETS)
+
+
 def test_dropout_spec_adds_dropout_after_tanh_layers():
     spec = {**GRAVES2009, "dropout": 0.25}
     model = build_model(spec, 10)
