@@ -22,6 +22,8 @@ def main(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+# The keys of mdrnn.models.PRESETS (a test keeps them equal), without importing Keras.
+PRESET_NAMES = ["graves2009", "graves2009_x9", "graves2009_x9_wide", "blstm_ctc"]
 # Options shared by the recognition commands (transcribe, evaluate).
 BATCH_SIZE = click.option("--batch-size", type=click.IntRange(min=1), default=64,
                           show_default=True, help="Lines per forward pass.")
@@ -250,9 +252,10 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
 @click.option("--val", "val_data", required=True, metavar="DATA", help="Validation data.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder: model.keras, checkpoint/, log.csv, tensorboard/.")
-@click.option("--preset", type=click.Choice(["graves2009", "graves2009_x9", "blstm_ctc"]),
-              default="graves2009", show_default=True,
-              help="Network; graves2009_x9 has a 4x1 last block (twice the CTC frames).")
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default="graves2009",
+              show_default=True,
+              help="Network; graves2009_x9 has a 4x1 last block (twice the CTC frames), "
+                   "graves2009_x9_wide twice its widths.")
 @click.option("--spec", "spec_file", type=click.Path(exists=True, dir_okay=False),
               help="JSON file of a network spec (see mdrnn.models); replaces --preset.")
 @click.option("--height", type=click.IntRange(8, 1024), default=64, show_default=True,
@@ -265,6 +268,14 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
               show_default=True, help="sgd uses momentum 0.9 (Graves: --learning-rate 1e-4).")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
               help="Default 1e-3 for adam, 1e-4 for sgd.")
+@click.option("--schedule", type=click.Choice(["constant", "cosine", "plateau"]),
+              default="constant", show_default=True,
+              help="Learning rate per epoch: cosine decays to 0 over --epochs; plateau cuts it "
+                   "by --lr-factor after --lr-patience epochs without a better validation CER.")
+@click.option("--lr-factor", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.3, show_default=True, help="The plateau schedule's cut.")
+@click.option("--lr-patience", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Epochs without a better validation CER before the plateau cut.")
 @click.option("--patience", type=click.IntRange(min=1), default=20, show_default=True,
               help="Stop after this many epochs without a better validation CER.")
 @click.option("--augment", is_flag=True, help="Distort training lines (shape and contrast).")
@@ -282,9 +293,9 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
               help="Train on this many devices (MirroredStrategy) [all GPUs, else the CPU].")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
 def train_command(train_data, val_data, out, preset, spec_file, height, right_to_left, epochs,
-                  batch_size,
-                  optimizer, learning_rate, patience, augment, dropout, epoch_lines, time_limit,
-                  seed, xla, mixed_precision, devices, resume):
+                  batch_size, optimizer, learning_rate, schedule, lr_factor, lr_patience,
+                  patience, augment, dropout, epoch_lines, time_limit, seed, xla,
+                  mixed_precision, devices, resume):
     """Train a recogniser; the best model by validation CER is OUT/model.keras."""
     import json
 
@@ -308,6 +319,7 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
                 spec=spec, preprocessing={"height": height, "right_to_left": right_to_left},
                 epochs=epochs,
                 batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate,
+                schedule=schedule, lr_factor=lr_factor, lr_patience=lr_patience,
                 patience=patience, augment=augment, epoch_lines=epoch_lines,
                 time_limit=None if time_limit is None else 60 * time_limit, seed=seed, xla=xla,
                 mixed_precision=mixed_precision)

@@ -39,10 +39,12 @@ from mdrnn.pipelines.atomic import atomic_path
 from mdrnn.pipelines.checkpoint import read_state, restore_checkpoint, save_checkpoint
 from mdrnn.pipelines.metrics import ErrorRates, error_rates
 from mdrnn.pipelines.preprocess import PreprocessConfig
+from mdrnn.pipelines.progress import EpochProgress
+from mdrnn.pipelines.schedule import check_schedule, learning_rate, run_progress
 
 log = logging.getLogger(__name__)
-LOG_FIELDS = ["epoch", "loss", "val_cer", "val_wer", "val_line_accuracy", "lines_per_s",
-              "seconds"]
+LOG_FIELDS = ["epoch", "learning_rate", "loss", "val_cer", "val_wer", "val_line_accuracy",
+              "lines_per_s", "seconds"]
 
 
 @dataclass
@@ -55,7 +57,12 @@ class TrainConfig:
         epochs: maximum number of epochs.
         batch_size: lines per step (over all devices).
         optimizer: "adam", or "sgd" with momentum (Graves: lr 1e-4, momentum 0.9).
-        learning_rate: default 1e-3 for adam, 1e-4 for sgd.
+        learning_rate: default 1e-3 for adam, 1e-4 for sgd; the rate of the first epoch.
+        schedule: "constant", "cosine" (to 0 over `epochs`, or over `time_limit`
+            if that comes first) or "plateau" (times
+            `lr_factor` after `lr_patience` epochs without a better validation CER);
+            see `mdrnn.pipelines.schedule`.
+        lr_factor, lr_patience: the plateau schedule's cut and its patience.
         momentum: for sgd.
         clip_norm: gradients are clipped to this global norm (RNNs explode).
         patience: stop after this many epochs without a better validation CER.
@@ -75,6 +82,9 @@ class TrainConfig:
     optimizer: str = "adam"
     learning_rate: float | None = None
     momentum: float = 0.9
+    schedule: str = "constant"
+    lr_factor: float = 0.3
+    lr_patience: int = 8
     clip_norm: float = 5.0
     patience: int = 20
     augment: bool = False
@@ -88,6 +98,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        check_schedule(self.schedule, self.lr_factor, self.lr_patience)
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -102,13 +113,16 @@ class TrainResult:
     history: list[dict]
 
 
+def base_learning_rate(config: TrainConfig) -> float:
+    return config.learning_rate or (1e-4 if config.optimizer == "sgd" else 1e-3)
+
+
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     if config.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(config.learning_rate or 1e-4,
-                                         momentum=config.momentum,
+        optimizer = keras.optimizers.SGD(base_learning_rate(config), momentum=config.momentum,
                                          global_clipnorm=config.clip_norm)
     else:
-        optimizer = keras.optimizers.Adam(config.learning_rate or 1e-3,
+        optimizer = keras.optimizers.Adam(base_learning_rate(config),
                                           global_clipnorm=config.clip_norm)
     if config.mixed_precision:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -128,8 +142,7 @@ def make_train_step(model, optimizer, strategy, global_batch: int, xla: bool = T
     XLA boundary (TensorList), and compiling their whole step with the dense CTC
     formulation ran 18x slower (benchmarks/train_speed.py), so they run without XLA.
     """
-    compiled = xla and not any(isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))
-                               for layer in model.layers)
+    compiled = xla and not _has_keras_rnn(model)
     forward = tf.function(lambda image, width: model({"image": image, "width": width},
                                                      training=True), jit_compile=compiled)
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
@@ -227,7 +240,7 @@ def _write_scalars(writer, epoch: int, row: dict) -> None:
     metadata = summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
     with writer.as_default(step=epoch):
-        for key in ("loss", "val_cer", "val_wer", "lines_per_s"):
+        for key in ("learning_rate", "loss", "val_cer", "val_wer", "lines_per_s"):
             tf.summary.write(key, tf.constant(row[key], tf.float32),
                              metadata=metadata.SerializeToString())
     writer.flush()
@@ -250,7 +263,8 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
         config: how to train; on `resume` the checkpoint's config is used instead.
         resume: continue the run whose checkpoint is in `out_dir`.
         devices: devices to train on (MirroredStrategy); None: all GPUs, or the CPU.
-        verbose: 0 silent, 1 a progress bar per epoch, 2 a line per epoch.
+        verbose: 0: epoch lines logged at INFO level only; otherwise logged as warnings
+            (shown by default), with a progress line on a terminal.
 
     Raises:
         InputError: no checkpoint to resume, or a finished run in the way.
@@ -315,20 +329,24 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
     epoch = start_epoch - 1
     for epoch in range(start_epoch, config.epochs + 1):
         started = time.monotonic()
+        progress = run_progress(epoch, config.epochs, elapsed, config.time_limit)
+        rate = learning_rate(config.schedule, base_learning_rate(config), progress, history,
+                             factor=config.lr_factor, patience=config.lr_patience)
+        optimizer.learning_rate = rate
         batches = _epoch_batches(train_data, config, epoch)
-        progress = keras.utils.Progbar(int(batches.cardinality()), verbose=verbose,
-                                       stateful_metrics=["lines/s"])
-        losses, lines = [], 0
+        display = EpochProgress(epoch, config.epochs, int(batches.cardinality()),
+                                show=None if verbose else False)
+        losses = []
         for batch in strategy.experimental_distribute_dataset(batches):
             losses.append(float(step(batch)))
-            lines += config.batch_size
-            progress.add(1, [("loss", losses[-1]),
-                             ("lines/s", lines / (time.monotonic() - started))])
+            display.update(losses[-1], config.batch_size)
+        display.close()
         train_seconds = time.monotonic() - started
+        lines = len(losses) * config.batch_size
         rates, _ = evaluate_dataset(predict, val_data)
         elapsed += time.monotonic() - started
-        row = {"epoch": epoch, "loss": float(np.mean(losses)), "val_cer": rates.cer,
-               "val_wer": rates.wer, "val_line_accuracy": rates.line_accuracy,
+        row = {"epoch": epoch, "learning_rate": rate, "loss": float(np.mean(losses)),
+               "val_cer": rates.cer, "val_wer": rates.wer, "val_line_accuracy": rates.line_accuracy,
                "lines_per_s": lines / train_seconds, "seconds": elapsed}
         history.append(row)
         if rates.cer < best_cer:
@@ -336,8 +354,9 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
             with atomic_path(out / "model.keras") as tmp:
                 model.save(tmp)
         log.log(logging.WARNING if verbose else logging.INFO,
-                "epoch %d: loss %.3f, validation CER %.2f%%, WER %.2f%% (best %.2f%% at epoch %d)",
-                epoch, row["loss"], 100 * rates.cer, 100 * rates.wer, 100 * best_cer, best_epoch)
+                "epoch %d: learning rate %.3g, loss %.3f, %.0f lines/s, validation CER %.2f%%, "
+                "WER %.2f%% (best %.2f%% at epoch %d)", epoch, rate, row["loss"],
+                row["lines_per_s"], 100 * rates.cer, 100 * rates.wer, 100 * best_cer, best_epoch)
         save_checkpoint(folder, model, optimizer, {
             "epoch": epoch, "best_cer": best_cer, "best_epoch": best_epoch, "seconds": elapsed,
             "history": history, "charset": charset.to_config(),

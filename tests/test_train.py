@@ -34,7 +34,8 @@ def lines():
 
 
 def test_training_writes_model_checkpoint_and_logs(tmp_path, lines):
-    result = train(*lines, tmp_path, tiny_config(), verbose=0)
+    result = train(*lines, tmp_path, tiny_config(schedule="cosine", learning_rate=0.002),
+                   verbose=0)
     assert result.epochs_run == 2 and len(result.history) == 2
     assert all(np.isfinite(row["loss"]) for row in result.history)
     model = keras.models.load_model(tmp_path / "model.keras")
@@ -45,6 +46,11 @@ def test_training_writes_model_checkpoint_and_logs(tmp_path, lines):
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert float(rows[0]["loss"]) == pytest.approx(result.history[0]["loss"])
+    # Cosine over 2 epochs: the base rate, then half of it, which the optimizer ends with.
+    assert [float(r["learning_rate"]) for r in rows] == pytest.approx([0.002, 0.001])
+    with np.load(tmp_path / "checkpoint" / "optimizer.npz") as saved:
+        scalars = [float(saved[k]) for k in saved.files if saved[k].shape == ()]
+    assert any(v == pytest.approx(0.001) for v in scalars)
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
     assert state["epoch"] == 2 and state["config"]["spec"] == TINY
@@ -60,7 +66,7 @@ def test_an_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, lines):
 
 def test_resume_after_an_interruption_gives_the_uninterrupted_result(tmp_path, lines,
                                                                       monkeypatch):
-    config = tiny_config(epochs=3, augment=True)
+    config = tiny_config(epochs=3, augment=True, schedule="cosine")
     whole = train(*lines, tmp_path / "whole", config, verbose=0)
     whole_weights = [v.numpy() for v in keras.models.load_model(
         tmp_path / "whole" / "model.keras").variables]
@@ -79,6 +85,7 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_result(tmp_path, l
     resumed = train(*lines, tmp_path / "cut", config, resume=True, verbose=0)
 
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in whole.history]
+    assert [r["learning_rate"] for r in resumed.history] == pytest.approx([1e-3, 7.5e-4, 2.5e-4])
     assert resumed.best_cer == whole.best_cer and resumed.best_epoch == whole.best_epoch
     cut_weights = [v.numpy() for v in keras.models.load_model(
         tmp_path / "cut" / "model.keras").variables]
