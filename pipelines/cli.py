@@ -365,5 +365,7 @@ def demo(out, minutes, seed):
     click.echo(f"\nNext:\n"
                f"  mdrnn transcribe {result.model_path} {out / 'samples'} --out {out / 'text'}\n"
                f"  mdrnn evaluate {result.model_path} digits:test\n"
-               f"  mdrnn train --train digits --val digits:val --out runs/digits --augment "
-               f"--dropout 0.25 --epochs 200")
+               f"  mdrnn train --train digits:train:30000 --val digits:val:500 --out runs/digits "
+               f"--preset graves2009_x9_wide \\\n"
+               f"      --learning-rate 3e-3 --schedule cosine --augment --dropout 0.1 "
+               f"--epoch-lines 2000 --epochs 100 --patience 30   # the full recipe (about an hour)")
