@@ -247,10 +247,8 @@ def _write_scalars(writer, epoch: int, row: dict) -> None:
 
 
 def _epoch_batches(data: LineDataset, config: TrainConfig, epoch: int) -> tf.data.Dataset:
-    dataset = data.dataset(epoch)
-    if config.epoch_lines:
-        dataset = dataset.take(max(1, config.epoch_lines // config.batch_size))
-    return dataset
+    return data.dataset(epoch, max(1, config.epoch_lines // config.batch_size)
+                        if config.epoch_lines else None)
 
 
 def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig | None = None,

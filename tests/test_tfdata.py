@@ -82,6 +82,15 @@ def test_training_shapes_are_only_the_declared_ones():
     assert shapes <= declared and len(shapes) >= 2
 
 
+def test_a_limited_epoch_is_the_first_batches_of_the_full_one():
+    data = LineDataset(SAMPLES, CHARSET, CONFIG, batch_size=4, width_multiple=6,
+                       training=True, augmentation=None, seed=3)
+    full = [b["index"].numpy().tolist() for b in data.dataset(2)]
+    limited = [b["index"].numpy().tolist() for b in data.dataset(2, limit=3)]
+    assert len(full) > 3 and limited == full[:3]
+    assert len(list(data.dataset(2, limit=100))) == len(full)
+
+
 def test_bad_bucket_widths_and_too_wide_lines():
     with pytest.raises(ValueError, match="multiples of 18"):
         LineDataset(SAMPLES, CHARSET, CONFIG, width_multiple=18, bucket_widths=(36, 40))
