@@ -1,4 +1,4 @@
-"""The demo: its wiring on a tiny budget, and (slow) the real 10-minute run."""
+"""The demo: its wiring on a tiny budget, and (slow) the real run (about 10 minutes)."""
 
 import csv
 
