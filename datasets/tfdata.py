@@ -378,8 +378,8 @@ class LineDataset:
         With `limit`, only the first `limit` batches of the epoch's plan.
 
         Parallelism and prefetch are fixed rather than autotuned: with tf.data's
-        autotuning on, the end of an epoch often waited about 8 s (its optimisation
-        thread) while training kept the CPU busy, slowing the demo's 12 s epochs by 70%.
+        autotuning on, the end of an epoch often waited about 8 s while training kept
+        the CPU busy (the demo's 12-s epochs took 20.5 s).
         """
         batches = self.plan(epoch)[:limit]
         keys = ("image", "width", "labels", "label_length", "index")

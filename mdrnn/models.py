@@ -49,7 +49,7 @@ BLSTM_CTC = {"type": "blstm", "height": 64, "block": [4, 3], "units": 100, "laye
              "dropout": 0.0}
 
 # graves2009_x9 with every level about twice as wide (MDLSTM units 4/20/100, tanh
-# 12/40): about 4x the weights for about 1.8x the training time per line on a CPU,
+# 12/40): about 4x the weights for 1.6-1.8x the training time per line on a CPU,
 # where the per-diagonal steps rather than the multiply-adds bound the speed.
 GRAVES2009_X9_WIDE = copy.deepcopy(GRAVES2009_X9)
 for _level, _units, _tanh in zip(GRAVES2009_X9_WIDE["levels"], (4, 20, 100), (None, 12, 40)):

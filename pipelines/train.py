@@ -58,10 +58,9 @@ class TrainConfig:
         batch_size: lines per step (over all devices).
         optimizer: "adam", or "sgd" with momentum (Graves: lr 1e-4, momentum 0.9).
         learning_rate: default 1e-3 for adam, 1e-4 for sgd; the rate of the first epoch.
-        schedule: "constant", "cosine" (to 0 over `epochs`, or over `time_limit`
-            if that comes first) or "plateau" (times
-            `lr_factor` after `lr_patience` epochs without a better validation CER);
-            see `mdrnn.pipelines.schedule`.
+        schedule: "constant", "cosine" (to 0 over `epochs`, or over `time_limit` if
+            that comes first) or "plateau" (times `lr_factor` after `lr_patience`
+            epochs without a better validation CER); see `mdrnn.pipelines.schedule`.
         lr_factor, lr_patience: the plateau schedule's cut and its patience.
         momentum: for sgd.
         clip_norm: gradients are clipped to this global norm (RNNs explode).
