@@ -6,9 +6,10 @@ import logging
 import numpy as np
 import pytest
 
+from mdrnn.datasets.augment import Augmentation
 from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.formats import Sample
-from mdrnn.datasets.tfdata import Augmentation, LineDataset, required_frames
+from mdrnn.datasets.tfdata import LineDataset, required_frames
 from mdrnn.errors import InputError
 from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
 
