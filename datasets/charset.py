@@ -100,6 +100,16 @@ class Charset:
         # Sorted, so that the same texts in any order give the same ids.
         return cls(sorted(found), separator=separator, replacement=replacement)
 
+    def extended(self, texts: Iterable[Text]) -> Charset:
+        """This charset with the symbols of `texts` that it lacks added after its own.
+
+        The existing symbols keep their ids, so a trained model's output rows stay
+        valid when new rows are appended for the new symbols (fine-tuning).
+        """
+        new = {s for text in texts for s in split_symbols(text)} - set(self._symbols)
+        return Charset(self._symbols + tuple(sorted(new)), separator=self.separator,
+                       replacement=self.replacement)
+
     @property
     def symbols(self) -> tuple[str, ...]:
         """The K symbols; symbol ``symbols[i]`` has id ``i + 1``."""

@@ -18,6 +18,7 @@ import logging
 import re
 from pathlib import Path
 
+from mdrnn.datasets.alto import read_alto
 from mdrnn.datasets.page import read_page
 from mdrnn.datasets.samples import (  # noqa: F401  (Sample, clean_text, read_text: public here too)
     Sample,
@@ -238,10 +239,11 @@ READERS = {
     "ifnenit": read_ifnenit,
     "ifnenit-aw1": lambda p: read_ifnenit(p, target="word"),
     "page": read_page,
+    "alto": read_alto,
     "folder": read_folder,
     "list": read_list,
 }
-SPEC_HELP = ("a folder of images with .gt.txt, a .tsv/.txt list, a PAGE .xml, "
+SPEC_HELP = ("a folder of images with .gt.txt, a .tsv/.txt list, a PAGE or ALTO .xml, "
              "digits[:train|val|test[:COUNT]], or TYPE:PATH with TYPE one of " + ", ".join(READERS))
 
 
@@ -255,14 +257,20 @@ def _open_digits(spec: str, argument: str, seed: int) -> list[Sample]:
     return digit_lines(split, int(count) if count else None, seed=seed)
 
 
+def _is_alto(xml: Path) -> bool:
+    with open(xml, "rb") as file:
+        head = file.read(4096)
+    return b"loc.gov/standards/alto" in head
+
+
 def open_source(spec: str, *, seed: int = 0) -> list[Sample]:
     """Read the samples a command-line data argument names.
 
     Args:
         spec: a folder (images + .gt.txt), a list file (.tsv/.txt/.lst), a PAGE
-            `.xml` file, or a typed source: `iam:PATH`, `iam-ok:PATH` (only lines
+            or ALTO `.xml` file, or a typed source: `iam:PATH`, `iam-ok:PATH` (only lines
             segmented `ok`), `ifnenit:PATH` (shape labels), `ifnenit-aw1:PATH`
-            (Unicode words), `page:PATH`, `folder:PATH`, `list:PATH`, or
+            (Unicode words), `page:PATH`, `alto:PATH`, `folder:PATH`, `list:PATH`, or
             `digits`, `digits:train`, `digits:val:500` (bundled digit strings,
             default counts 10000 train, 1000 val and test).
         seed: the random seed of generated sources (digits).
@@ -287,7 +295,7 @@ def open_source(spec: str, *, seed: int = 0) -> list[Sample]:
     if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
         return read_list(path)
     if path.is_file() and path.suffix.lower() == ".xml":
-        return read_page(path)
+        return read_alto(path) if _is_alto(path) else read_page(path)
     if path.is_file():
         raise InputError(f"{spec}: not a data source; expected {SPEC_HELP}")
     # A drive letter (C:\...) is one character, so it never looks like a type.

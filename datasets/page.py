@@ -63,13 +63,18 @@ def _line_text(line: etree._Element, ns: str) -> str:
     return ""
 
 
-def _read_page_file(xml: Path) -> list[Sample]:
+def parse_xml(xml: Path) -> etree._Element:
+    """The root element of an XML file, parsed without entities or network access."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
     try:
-        root = etree.parse(str(xml), parser).getroot()
+        return etree.parse(str(xml), parser).getroot()
     except (OSError, etree.XMLSyntaxError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise InputError(f"{xml}: not readable XML ({message})") from None
+
+
+def _read_page_file(xml: Path) -> list[Sample]:
+    root = parse_xml(xml)
     ns = etree.QName(root).namespace or ""
     page = root.find(f"{{{ns}}}Page")
     if not ns.startswith(PAGE_NAMESPACE_PREFIX) or page is None:

@@ -17,10 +17,12 @@ CollapseHeight sums them over the valid rows. Every model takes two inputs: `ima
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import keras
 import numpy as np
 
+from mdrnn.errors import InputError
 from mdrnn.layers import (
     MDLSTM2D,
     BlockSubsample2D,
@@ -185,3 +187,51 @@ def width_multiple(model: keras.Model) -> int:
         if isinstance(layer, BlockSubsample2D):
             multiple *= layer.block[1]
     return multiple
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a recogniser from a `.keras` file in Keras safe mode.
+
+    Raises:
+        InputError: naming the file, when it is missing or not a loadable Keras model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such model file")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a file that is not a model
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise InputError(f"{path}: not a loadable .keras model ({reason})") from None
+
+
+def transfer_weights(source: keras.Model, target: keras.Model) -> None:
+    """Copy a trained model's weights into a model of the same layers (fine-tuning).
+
+    Weights are matched by layer name and order. Where the target's weight is larger
+    in its last dimension only (the logits of a charset with symbols appended), the
+    source's values fill the leading part and the rest keeps its fresh initialisation.
+
+    Raises:
+        ValueError: a layer or weight the two models do not share.
+    """
+    for layer in target.layers:
+        targets = layer.weights
+        if not targets:
+            continue
+        try:
+            sources = source.get_layer(layer.name).weights
+        except ValueError:
+            raise ValueError(f"the trained model has no layer {layer.name!r}") from None
+        if len(sources) != len(targets):
+            raise ValueError(f"layer {layer.name!r}: {len(sources)} weights in the trained "
+                             f"model, {len(targets)} here")
+        for old, new in zip(sources, targets):
+            value, fresh = keras.ops.convert_to_numpy(old), keras.ops.convert_to_numpy(new)
+            if value.shape != fresh.shape:
+                if value.shape[:-1] != fresh.shape[:-1] or value.shape[-1] > fresh.shape[-1]:
+                    raise ValueError(f"layer {layer.name!r}: weight {old.path} has shape "
+                                     f"{value.shape} in the trained model, {fresh.shape} here")
+                fresh[..., :value.shape[-1]] = value
+                value = fresh
+            new.assign(value)

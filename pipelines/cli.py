@@ -67,9 +67,10 @@ def _recognizer(model, decoder, beam_width, lexicon, lexicon_mode, batch_size):
         raise click.UsageError("--lexicon goes with --decoder lexicon")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from mdrnn.pipelines.transcribe import Recognizer
+    from mdrnn.zoo import resolve_model
 
-    return Recognizer.load(model, decoder=decoder, beam_width=beam_width, lexicon=lexicon,
-                           lexicon_mode=lexicon_mode, batch_size=batch_size)
+    return Recognizer.load(resolve_model(model), decoder=decoder, beam_width=beam_width,
+                           lexicon=lexicon, lexicon_mode=lexicon_mode, batch_size=batch_size)
 
 
 def _quiet() -> bool:
@@ -94,14 +95,16 @@ def _report_failures(failures, total: int, what: str) -> None:
 
 
 @main.command()
-@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("model")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", "out_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-@click.option("-f", "--format", "output_format", type=click.Choice(["txt", "jsonl", "page"]),
-              default="txt", show_default=True,
+@click.option("-f", "--format", "output_format",
+              type=click.Choice(["txt", "jsonl", "page", "alto"]), default="txt",
+              show_default=True,
               help="txt: <name>.txt per input; jsonl: one record per input in "
-                   "transcriptions.jsonl; page: PAGE XML 2019 <name>.xml per input.")
+                   "transcriptions.jsonl; page: PAGE XML 2019 <name>.xml per input; alto: "
+                   "ALTO 4.2 <name>.xml per input (eScriptorium, kraken).")
 @decoder_options
 @click.option("--pages", is_flag=True, help="Inputs are page scans: find their lines first.")
 @BATCH_SIZE
@@ -109,6 +112,8 @@ def _report_failures(failures, total: int, what: str) -> None:
 def transcribe(model, inputs, out_dir, output_format, decoder, beam_width, lexicon, lexicon_mode,
                pages, batch_size, overwrite):
     """Transcribe line images, or page scans with --pages, with a trained MODEL.
+
+    MODEL is a .keras file or the name of a shipped model (see `mdrnn models`).
 
     INPUTS are image files, folders (searched recursively), quoted glob
     patterns, or list files (.txt/.lst/.tsv) of image paths. Inputs that
@@ -143,7 +148,7 @@ def transcribe(model, inputs, out_dir, output_format, decoder, beam_width, lexic
 
 
 @main.command("evaluate")
-@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("model")
 @click.argument("data")
 @decoder_options
 @BATCH_SIZE
@@ -152,11 +157,12 @@ def transcribe(model, inputs, out_dir, output_format, decoder, beam_width, lexic
                    "to this TSV file.")
 def evaluate_command(model, data, decoder, beam_width, lexicon, lexicon_mode, batch_size,
                      output):
-    """Measure CER, WER and line accuracy of MODEL on transcribed DATA.
+    """Measure CER, WER and line accuracy of MODEL (a file or a shipped model's name)
+    on transcribed DATA.
 
     DATA is a folder of line images with .gt.txt files, a TSV list
     (image<TAB>text), a PAGE .xml, digits:val, or TYPE:PATH with TYPE one of
-    iam, iam-ok, ifnenit, ifnenit-aw1, page, folder, list.
+    iam, iam-ok, ifnenit, ifnenit-aw1, page, alto, folder, list.
     """
     with _user_errors():
         recognizer = _recognizer(model, decoder, beam_width, lexicon, lexicon_mode, batch_size)
@@ -172,6 +178,18 @@ def evaluate_command(model, data, decoder, beam_width, lexicon, lexicon_mode, ba
             evaluation.write_results(output, result, recognizer.charset.separator or "|")
     click.echo(evaluation.summary(result))
     _report_failures(result.failures, len(samples), "samples")
+
+
+@main.command("models")
+def models_command():
+    """List the trained models shipped with mdrnn: their data, licence and error rates."""
+    from mdrnn.zoo import shipped_models
+
+    for name, card in shipped_models().items():
+        click.echo(f"{name}: {card['description']}")
+        for key in ("training_data", "licence", "attribution", "measured"):
+            if key in card:
+                click.echo(f"    {key.replace('_', ' ')}: {card[key]}")
 
 
 @main.command()
@@ -247,8 +265,9 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
 
 @main.command("train")
 @click.option("--train", "train_data", required=True, metavar="DATA",
-              help="Training data: a folder of images with .gt.txt, a TSV list, a PAGE .xml, "
-                   "digits, or TYPE:PATH (iam, iam-ok, ifnenit, ifnenit-aw1, page, folder, list).")
+              help="Training data: a folder of images with .gt.txt, a TSV list, a PAGE or ALTO "
+                   ".xml, digits, or TYPE:PATH (iam, iam-ok, ifnenit, ifnenit-aw1, page, alto, "
+                   "folder, list).")
 @click.option("--val", "val_data", required=True, metavar="DATA", help="Validation data.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder: model.keras, checkpoint/, log.csv, tensorboard/.")
@@ -292,10 +311,14 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
 @click.option("--devices", type=click.IntRange(min=1),
               help="Train on this many devices (MirroredStrategy) [all GPUs, else the CPU].")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--from", "from_model", metavar="MODEL",
+              help="Fine-tune a trained model (file or shipped name): its network, height "
+                   "and weights, its charset extended by the new data's symbols. --preset, "
+                   "--spec, --height and --right-to-left are then the model's.")
 def train_command(train_data, val_data, out, preset, spec_file, height, right_to_left, epochs,
                   batch_size, optimizer, learning_rate, schedule, lr_factor, lr_patience,
                   patience, augment, dropout, epoch_lines, time_limit, seed, xla,
-                  mixed_precision, devices, resume):
+                  mixed_precision, devices, resume, from_model):
     """Train a recogniser; the best model by validation CER is OUT/model.keras."""
     import json
 
@@ -307,12 +330,15 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
                 spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
             except ValueError as error:
                 raise click.BadParameter(f"{spec_file}: {error}", param_hint="--spec") from None
-        if dropout is not None:
+        from mdrnn.datasets.formats import open_source
+        from mdrnn.pipelines.train import TrainConfig, train
+        from mdrnn.zoo import resolve_model
+
+        initial = None if from_model is None else str(resolve_model(from_model).resolve())
+        if dropout is not None and initial is None:
             from mdrnn.models import PRESETS
 
             spec = {**(PRESETS[spec] if isinstance(spec, str) else spec), "dropout": dropout}
-        from mdrnn.datasets.formats import open_source
-        from mdrnn.pipelines.train import TrainConfig, train
 
         try:
             config = TrainConfig(
@@ -322,7 +348,8 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
                 schedule=schedule, lr_factor=lr_factor, lr_patience=lr_patience,
                 patience=patience, augment=augment, epoch_lines=epoch_lines,
                 time_limit=None if time_limit is None else 60 * time_limit, seed=seed, xla=xla,
-                mixed_precision=mixed_precision)
+                mixed_precision=mixed_precision, initial_model=initial,
+                initial_dropout=dropout if initial else None)
         except ValueError as error:
             raise click.UsageError(str(error)) from None
         result = train(open_source(train_data, seed=seed), open_source(val_data, seed=seed),

@@ -193,3 +193,24 @@ def _search(energies, points: int, max_angle: float, coarse: float, fine: float)
             return float(np.clip(best, -max_angle, max_angle))
         if max(left, right) > value:
             best, value = (float(around[0]), left) if left > right else (float(around[1]), right)
+
+
+def estimate_baseline(gray: np.ndarray) -> tuple[int, int, int] | None:
+    """Where a line image's text sits: (baseline row, first ink column, end column).
+
+    The baseline is the lowest row of the line's core, the band of rows holding at
+    least half the ink of the fullest row: ascenders and descenders stay out of it.
+
+    Args:
+        gray: 2-D uint8 line image, dark ink on light paper.
+
+    Returns:
+        Row and column bounds (end exclusive) in the image's pixels; None without ink.
+    """
+    if gray.size == 0 or int(gray.max()) - int(gray.min()) < 32:
+        return None
+    _, ink = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    rows = ink.sum(axis=1)
+    core = np.flatnonzero(rows >= 0.5 * rows.max())
+    columns = np.flatnonzero(ink.any(axis=0))
+    return int(core[-1]) + 1, int(columns[0]), int(columns[-1]) + 1

@@ -38,7 +38,7 @@ from mdrnn.datasets.samples import read_text
 from mdrnn.decoding import beam_search_decode, greedy_decode
 from mdrnn.errors import InputError
 from mdrnn.lexicon import Lexicon, lexicon_decode_line, lexicon_decode_word
-from mdrnn.models import metadata, output_lengths, width_multiple
+from mdrnn.models import load_model, metadata, output_lengths, width_multiple
 from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
 
 log = logging.getLogger(__name__)
@@ -208,15 +208,7 @@ class Recognizer:
             InputError: naming the file, when it is missing, not a Keras model or
                 has no mdrnn metadata.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"{path}: no such model file")
-        try:
-            model = keras.models.load_model(path, compile=False, safe_mode=True)
-        except Exception as error:  # Keras raises many types for a file that is not a model
-            reason = " ".join(str(error).split())[:200] or type(error).__name__
-            raise InputError(f"{path}: not a loadable .keras model ({reason})") from None
-        return cls(model, name=str(path), **options)
+        return cls(load_model(path), name=str(path), **options)
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """Preprocess a line image as at training: float32 (height, W), paper 0, ink 1."""

@@ -34,7 +34,15 @@ from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.tfdata import LineDataset
 from mdrnn.decoding import greedy_decode
 from mdrnn.errors import InputError
-from mdrnn.models import PRESETS, build_model, output_lengths, width_multiple
+from mdrnn.models import (
+    PRESETS,
+    build_model,
+    load_model,
+    metadata,
+    output_lengths,
+    transfer_weights,
+    width_multiple,
+)
 from mdrnn.pipelines.atomic import atomic_path
 from mdrnn.pipelines.checkpoint import read_state, restore_checkpoint, save_checkpoint
 from mdrnn.pipelines.metrics import ErrorRates, error_rates
@@ -72,6 +80,10 @@ class TrainConfig:
         seed: seeds data order, augmentation and weight initialisation.
         xla: compile the forward/backward pass with XLA.
         mixed_precision: float16 compute with loss scaling (for GPUs).
+        initial_model: a trained model file to fine-tune: its network, preprocessing
+            and weights are used, its charset extended by the training data's new
+            symbols (see `start_from`); `spec` and `preprocessing` are then its own.
+        initial_dropout: with `initial_model`, its dropout rate replaced by this one.
     """
 
     spec: str | dict = "graves2009"
@@ -93,6 +105,8 @@ class TrainConfig:
     seed: int = 0
     xla: bool = True
     mixed_precision: bool = False
+    initial_model: str | None = None
+    initial_dropout: float | None = None
 
     def __post_init__(self):
         if self.optimizer not in ("adam", "sgd"):
@@ -126,6 +140,28 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     if config.mixed_precision:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
+
+
+def start_from(config: TrainConfig, train_samples) -> tuple[keras.Model, TrainConfig, Charset]:
+    """The trained model to fine-tune, the config that rebuilds it, and its charset
+    extended by the symbols of the training data it lacks (new output rows)."""
+    model = load_model(config.initial_model)
+    try:
+        info = metadata(model)
+        charset = Charset.from_config(info.charset)
+        spec, preprocessing = dict(info.architecture), dict(info.preprocessing)
+    except (ValueError, TypeError):
+        raise InputError(f"{config.initial_model}: not an mdrnn recogniser (no usable "
+                         "metadata)") from None
+    if config.initial_dropout is not None:
+        spec["dropout"] = config.initial_dropout
+    extended = charset.extended(s.text for s in train_samples)
+    if extended.num_classes > charset.num_classes:
+        log.warning("fine-tuning %s: %d new symbols %s", config.initial_model,
+                    extended.num_classes - charset.num_classes,
+                    "".join(extended.symbols[charset.num_classes - 1:]))
+    config = dataclasses.replace(config, spec=spec, preprocessing=preprocessing)
+    return model, config, extended
 
 
 def _has_keras_rnn(model) -> bool:
@@ -280,6 +316,8 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
     else:
         config = config or TrainConfig()
         charset = Charset.from_texts(s.text for s in train_samples)
+        if config.initial_model:
+            initial, config, charset = start_from(config, train_samples)
     preprocessing = PreprocessConfig.from_dict(config.preprocessing)
     spec = PRESETS[config.spec] if isinstance(config.spec, str) and config.spec in PRESETS \
         else config.spec
@@ -299,6 +337,9 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
     if state is not None:
         state = restore_checkpoint(folder, model, optimizer)
         log.info("resuming %s after epoch %d", out, state["epoch"])
+    elif config.initial_model:
+        transfer_weights(initial, model)
+        del initial
 
     def frames(width: int) -> int:
         return int(output_lengths(model, width))

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from mdrnn.errors import InputError
+from mdrnn.pipelines.geometry import estimate_baseline
 from mdrnn.pipelines.inputs import InputFile
 from mdrnn.pipelines.preprocess import load_image
 from mdrnn.pipelines.recognizer import (
@@ -47,16 +48,20 @@ class TranscribedLine:
         result: the text and confidences.
         polygon: (N, 2) int (x, y) corners in the input image.
         bbox: (x0, y0, x1, y1), ends exclusive.
+        baseline: (M, 2) int (x, y) points of the baseline in the input image, left to
+            right, or None where no ink was found.
     """
 
     result: LineResult
     polygon: np.ndarray
     bbox: tuple[int, int, int, int]
+    baseline: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """Text, confidences and coordinates as JSON values."""
+        baseline = None if self.baseline is None else np.asarray(self.baseline).tolist()
         return {**self.result.to_dict(), "bbox": [int(v) for v in self.bbox],
-                "polygon": np.asarray(self.polygon).astype(int).tolist()}
+                "polygon": np.asarray(self.polygon).astype(int).tolist(), "baseline": baseline}
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,13 +109,25 @@ class JobReport:
 class _Loaded:
     item: InputFile
     size: tuple[int, int] = (0, 0)
-    geometry: list[tuple[np.ndarray, tuple]] = field(default_factory=list)
+    geometry: list[tuple] = field(default_factory=list)
     lines: list[np.ndarray] = field(default_factory=list)
     error: str | None = None
 
 
 def _one_line(error: Exception) -> str:
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def _baseline(crop: np.ndarray, bbox: tuple) -> np.ndarray | None:
+    """A straight baseline in input coordinates, from the line crop that fills `bbox`."""
+    found = estimate_baseline(crop)
+    if found is None:
+        return None
+    row, start, end = found
+    x0, y0, x1, y1 = bbox
+    sy, sx = (y1 - y0) / crop.shape[0], (x1 - x0) / crop.shape[1]
+    y = min(round(y0 + row * sy), y1)
+    return np.array([[round(x0 + start * sx), y], [round(x0 + end * sx), y]], np.int32)
 
 
 def _load(item: InputFile, recognizer: Recognizer, pages: bool) -> _Loaded:
@@ -120,11 +137,13 @@ def _load(item: InputFile, recognizer: Recognizer, pages: bool) -> _Loaded:
         height, width = image.shape
         if pages:
             found = segment_page(image)
-            geometry = [(line.polygon, line.bbox) for line in found]
+            geometry = [(line.polygon, line.bbox, _baseline(line.image, line.bbox))
+                        for line in found]
             crops = [line.image for line in found]
         else:
             box = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.int32)
-            geometry, crops = [(box, (0, 0, width, height))], [image]
+            bbox = (0, 0, width, height)
+            geometry, crops = [(box, bbox, _baseline(image, bbox))], [image]
         del image
         return _Loaded(item, (width, height), geometry, [recognizer.prepare(c) for c in crops])
     except InputError as error:
@@ -168,8 +187,8 @@ def transcribe_files(recognizer: Recognizer, files: Sequence[InputFile], writer,
                 writer.write_failure(loaded.item, loaded.error)
                 report.failures.append((loaded.item.path, loaded.error))
                 continue
-            transcribed = tuple(TranscribedLine(next(results), polygon, bbox)
-                                for polygon, bbox in loaded.geometry)
+            transcribed = tuple(TranscribedLine(next(results), *where)
+                                for where in loaded.geometry)
             writer.write(Transcription(loaded.item, *loaded.size, transcribed, pages))
             report.done += 1
         if progress is not None and pending:

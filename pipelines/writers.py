@@ -1,10 +1,12 @@
-"""Transcription outputs: plain text, JSON lines and PAGE XML 2019, written crash-safely.
+"""Transcription outputs: plain text, JSON lines, PAGE XML 2019 and ALTO 4.2, written crash-safely.
 
 - ``txt``: ``<out>/<name>.txt`` per input, its text (a page's lines, one per line).
 - ``page``: ``<out>/<name>.xml`` per input, PAGE XML 2019-07-15: one TextRegion
   holding the lines (for a line image, one line covering the image) with their
   Coords and TextEquiv (conf, Unicode). `imageFilename` is the image's path
   relative to the XML file, so `mdrnn.datasets.page.read_page` finds it.
+- ``alto``: ``<out>/<name>.xml`` per input, ALTO 4.2 (`mdrnn.pipelines.alto`): the
+  lines in reading order with box, polygon, baseline, text and confidence (WC).
 - ``jsonl``: ``<out>/transcriptions.jsonl``, one record per input: ``source``,
   ``text``, ``confidence`` (``char_confidences`` with the greedy decoder) and,
   for pages, ``lines`` with each line's text, confidences, ``bbox`` and
@@ -34,9 +36,10 @@ import numpy as np
 from lxml import etree
 
 import mdrnn
+from mdrnn.pipelines.alto import alto_xml
 from mdrnn.pipelines.atomic import atomic_path, atomic_write
 
-FORMATS = ("txt", "jsonl", "page")
+FORMATS = ("txt", "jsonl", "page", "alto")
 JSONL_NAME = "transcriptions.jsonl"
 PAGE_NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -146,6 +149,20 @@ class PageWriter(_FileWriter):
         atomic_write(path, page_xml(transcription, filename))
 
 
+class AltoWriter(_FileWriter):
+    """`<out>/<name>.xml`: ALTO 4.2 (see `mdrnn.pipelines.alto.alto_xml`).
+
+    The image is named by its file name alone, as eScriptorium exports it: put the
+    XML files beside their images to import them (eScriptorium, kraken, `alto:`).
+    """
+
+    suffix = ".xml"
+
+    def write(self, transcription) -> None:
+        atomic_write(self.output_path(transcription.item),
+                     alto_xml(transcription, Path(transcription.item.path).name))
+
+
 def _record(transcription) -> dict:
     record = {"source": str(transcription.item.path)}
     if transcription.is_page:
@@ -225,11 +242,13 @@ class JsonlWriter:
 
 
 def open_writer(output_format: str, out_dir: str | Path, *, overwrite: bool = False):
-    """The writer of a format ("txt", "jsonl" or "page") into an output folder."""
+    """The writer of a format ("txt", "jsonl", "page" or "alto") into an output folder."""
     if output_format == "txt":
         return TextWriter(out_dir, overwrite=overwrite)
     if output_format == "page":
         return PageWriter(out_dir, overwrite=overwrite)
+    if output_format == "alto":
+        return AltoWriter(out_dir, overwrite=overwrite)
     if output_format == "jsonl":
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         return JsonlWriter(Path(out_dir) / JSONL_NAME, overwrite=overwrite)

@@ -475,3 +475,14 @@ def test_ifnenit_scans_load_and_preprocess(shared_data):
             assert out.shape[0] == 64 and 64 <= out.shape[1] <= 64 * 12, scan.name
             assert np.isfinite(out).all() and out.max() > 0.9, scan.name
             assert 0.03 < (out > 0.5).mean() < 0.5, scan.name
+
+
+def test_baseline_is_the_bottom_of_the_core():
+    from mdrnn.pipelines.geometry import estimate_baseline
+
+    line = np.full((40, 100), 255, np.uint8)
+    line[15:30, 10:90] = 0         # the x-height band of a word
+    line[30:38, 20:24] = 0         # a descender
+    line[5:15, 60:63] = 0          # an ascender
+    assert estimate_baseline(line) == (30, 10, 90)
+    assert estimate_baseline(np.full((20, 30), 200, np.uint8)) is None

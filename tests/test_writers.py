@@ -1,4 +1,4 @@
-"""Output writers: atomic files, text, PAGE XML 2019 (validated) and resumable JSON lines."""
+"""Output writers: atomic files, text, PAGE XML 2019 and ALTO 4.2 (validated), JSON lines."""
 
 import json
 from pathlib import Path
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from lxml import etree
 
+from mdrnn.datasets.alto import read_alto
 from mdrnn.datasets.page import read_page
 from mdrnn.pipelines.atomic import atomic_write
 from mdrnn.pipelines.inputs import InputFile
@@ -42,8 +43,9 @@ def page_transcription(path, texts=("first line", "second"), size=(400, 300)):
     for i, text in enumerate(texts):
         y0 = 40 + 80 * i
         polygon = np.array([[20, y0], [380, y0], [380, y0 + 50], [20, y0 + 50]])
+        baseline = np.array([[25, y0 + 40], [370, y0 + 40]])
         lines.append(TranscribedLine(LineResult(text, 0.5 + 0.1 * i, tuple(text)), polygon,
-                                     (20, y0, 380, y0 + 50)))
+                                     (20, y0, 380, y0 + 50), baseline))
     return Transcription(InputFile(Path(path), Path(path).stem), *size, tuple(lines), True)
 
 
@@ -115,7 +117,8 @@ def test_jsonl_records(tmp_path):
     assert records[1]["confidence"] == pytest.approx(0.55)
     assert records[1]["lines"][1] == {"text": "second", "confidence": 0.6,
                                       "bbox": [20, 120, 380, 170],
-                                      "polygon": [[20, 120], [380, 120], [380, 170], [20, 170]]}
+                                      "polygon": [[20, 120], [380, 120], [380, 170], [20, 170]],
+                                      "baseline": [[25, 160], [370, 160]]}
     assert records[2] == {"source": "bad.png", "error": "bad.png: truncated"}
 
 
@@ -137,3 +140,31 @@ def test_jsonl_resumes_after_torn_tail_and_retries_failures(tmp_path, monkeypatc
     with JsonlWriter(path, overwrite=True) as fresh:
         assert not fresh.is_done(item)
     assert path.read_bytes() == b""
+
+
+def test_alto_of_pages_validates_and_reads_back(tmp_path, shared_data):
+    schema = etree.XMLSchema(etree.parse(str(shared_data / "alto-4.2" / "alto-4-2.xsd")))
+    image = tmp_path / "p1.png"
+    page = np.full((300, 400), 255, np.uint8)
+    page[60:80, 30:300] = 0
+    cv2.imwrite(str(image), page)
+    with open_writer("alto", tmp_path) as writer:
+        writer.write(page_transcription(image))
+        writer.write(page_transcription(tmp_path / "empty.png", texts=()))
+        writer.write(line_transcription(tmp_path / "l1.png", text="a <b> & \"c\""))
+    ns = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
+    for name in ("p1", "empty", "l1"):
+        schema.assertValid(etree.parse(str(tmp_path / f"{name}.xml")))
+    doc = etree.parse(str(tmp_path / "p1.xml"))
+    assert doc.findtext(".//a:sourceImageInformation/a:fileName", namespaces=ns) == "p1.png"
+    lines = doc.findall(".//a:TextLine", ns)
+    assert [line.get("BASELINE") for line in lines] == ["25 80 370 80", "25 160 370 160"]
+    assert [(line.get("HPOS"), line.get("VPOS"), line.get("WIDTH"), line.get("HEIGHT"))
+            for line in lines] == [("20", "40", "360", "50"), ("20", "120", "360", "50")]
+    assert lines[0].find("a:Shape/a:Polygon", ns).get("POINTS") == "20 40 380 40 380 90 20 90"
+    assert [line.find("a:String", ns).get("WC") for line in lines] == ["0.5000", "0.6000"]
+    samples = read_alto(tmp_path / "p1.xml")
+    assert [s.text for s in samples] == ["first line", "second"]
+    assert np.array_equal(samples[0].source, page[40:91, 20:381])
+    line = etree.parse(str(tmp_path / "l1.xml")).find(".//a:String", ns)
+    assert line.get("CONTENT") == 'a <b> & "c"'
