@@ -14,6 +14,8 @@ relative to the input folder given, without suffix):
 - pages (`--pages`): NAME/NAME_l001.png ... one normalised image per line in
   reading order, and NAME.json with the page size and each line's image,
   bounding box and polygon in page pixel coordinates.
+- transcribed lines of a data source (`alto:PATH`, `page:PATH`): PAGE/LINE.png and
+  PAGE/LINE.gt.txt per line (the sample id as a path), a line folder to train on.
 """
 
 from __future__ import annotations
@@ -105,3 +107,37 @@ def write_png(path: Path, image: np.ndarray) -> None:
     if not ok:
         raise OSError(f"cannot encode {path.name} as PNG")
     atomic_write(path, data.tobytes())
+
+
+def _safe_name(sample_id: str) -> str:
+    # Ids come from files (XML ids, file stems): never let one leave the output folder.
+    parts = [re.sub(r"[^\w.-]", "_", part) for part in sample_id.split("/")]
+    return "/".join("_" if part in ("", ".", "..") else part for part in parts)
+
+
+def write_samples(samples, out: Path, config: PreprocessConfig,
+                  overwrite: bool = False) -> list[JobResult]:
+    """Preprocess transcribed lines into a line folder: ID.png and ID.gt.txt per sample.
+
+    The transcription is written after the image, so a line whose .gt.txt exists is
+    complete and is skipped by a re-run unless `overwrite`.
+    """
+    results = []
+    for sample in samples:
+        name = _safe_name(sample.id)
+        job = InputFile(Path(sample.name), name)
+        text = sample.text if isinstance(sample.text, str) else "|".join(sample.text)
+        gt = out / (name + ".gt.txt")
+        if gt.exists() and not overwrite:
+            results.append(JobResult(job, "skipped"))
+            continue
+        try:
+            write_png(out / (name + ".png"), normalise_line(sample.load(), config))
+            atomic_write(gt, (text + "\n").encode("utf-8"))
+            results.append(JobResult(job, "done", lines=1))
+        except InputError as exc:
+            results.append(JobResult(job, "failed", str(exc)))
+        except (cv2.error, MemoryError, OSError, ValueError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            results.append(JobResult(job, "failed", f"{sample.name}: {reason}"))
+    return results

@@ -216,17 +216,19 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
                slant, crop, overwrite):
     """Normalise line images (or the lines of page scans) into OUT as 8-bit PNG.
 
-    INPUTS are image files, folders (searched recursively) and glob patterns.
-    Files that cannot be read are reported and skipped; the exit status is 1
-    if any failed.
+    INPUTS are image files, folders (searched recursively) and glob patterns, or the
+    transcribed lines of ALTO or PAGE files (alto:PATH, page:PATH), written as
+    PAGE/LINE.png with PAGE/LINE.gt.txt: a line folder to train on. Files that
+    cannot be read are reported and skipped; the exit status is 1 if any failed.
     """
     import dataclasses
     import json
 
     import cv2
 
+    from mdrnn.datasets.formats import open_source
     from mdrnn.errors import InputError
-    from mdrnn.pipelines.batch import run_job
+    from mdrnn.pipelines.batch import run_job, write_samples
     from mdrnn.pipelines.inputs import check_unique_names, expand_inputs
     from mdrnn.pipelines.preprocess import PreprocessConfig
     from mdrnn.pipelines.segment import SegmentConfig
@@ -240,13 +242,17 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
     except (OSError, ValueError, TypeError) as exc:
         raise click.BadParameter(f"{config_file}: {exc}", param_hint="--config") from None
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # we report bad files
+    sources = [i for i in inputs if i.split(":", 1)[0] in ("alto", "page")
+               and not Path(i).exists()]
+    files = [i for i in inputs if i not in sources]
     try:
-        jobs = expand_inputs(inputs)
+        jobs = expand_inputs(files) if files else []
         check_unique_names(jobs)
+        samples = [s for source in sources for s in open_source(source)]
     except InputError as error:
         raise click.BadParameter(str(error), param_hint="INPUTS") from None
     quiet = click.get_current_context().find_root().params.get("quiet")
-    results = []
+    results = write_samples(samples, out, config, overwrite)
     with click.progressbar(jobs, label="Preprocessing", file=click.get_text_stream("stderr"),
                            hidden=bool(quiet)) as bar:
         for job in bar:

@@ -23,7 +23,7 @@ import cv2
 from mdrnn.datasets.samples import Sample
 from mdrnn.errors import InputError
 from mdrnn.pipelines.atomic import atomic_write
-from mdrnn.pipelines.metrics import ErrorRates, error_rates, line_errors
+from mdrnn.pipelines.metrics import ErrorRates, confusions, error_rates, line_errors
 from mdrnn.pipelines.recognizer import Recognizer
 from mdrnn.pipelines.transcribe import WINDOW_BATCHES
 
@@ -131,11 +131,20 @@ def write_results(path: str | Path, evaluation: Evaluation, separator: str = "|"
     atomic_write(path, buffer.getvalue().encode("utf-8"))
 
 
-def summary(evaluation: Evaluation) -> str:
-    """The rates as a few aligned lines of text."""
+def _symbol(symbol: str) -> str:
+    return {"": "(none)", " ": "(space)"}.get(symbol, symbol)
+
+
+def summary(evaluation: Evaluation, top: int = 10) -> str:
+    """The rates and the `top` most frequent character errors as aligned lines of text."""
     r = evaluation.rates
-    return "\n".join([
+    lines = [
         f"CER            {100 * r.cer:6.2f} %  ({r.char_errors} errors / {r.chars} characters)",
         f"WER            {100 * r.wer:6.2f} %  ({r.word_errors} errors / {r.words} words)",
         f"line accuracy  {100 * r.line_accuracy:6.2f} %  ({r.lines_correct} of {r.lines} lines)",
-    ])
+    ]
+    errors = confusions(((line.reference, line.hypothesis) for line in evaluation.lines), top)
+    if errors:
+        lines.append("most frequent errors (truth -> read: count): " + ", ".join(
+            f"{_symbol(a)} -> {_symbol(b)}: {n}" for a, b, n in errors))
+    return "\n".join(lines)

@@ -61,3 +61,22 @@ def error_rates(references: Iterable, hypotheses: Iterable) -> ErrorRates:
                                    len(_words(ref)), char_errors == 0, 1)):
             totals[i] += int(value)
     return ErrorRates(*totals)
+
+
+def confusions(pairs: Iterable[tuple], top: int = 10) -> list[tuple[str, str, int]]:
+    """The most frequent character errors over (reference, hypothesis) pairs.
+
+    Each edit of an optimal alignment counts once: a substitution as (truth, read), a
+    deletion as (truth, ""), an insertion as ("", read).
+
+    Returns:
+        Up to `top` (truth, read, count), most frequent first, ties in symbol order.
+    """
+    counts: dict[tuple[str, str], int] = {}
+    for reference, hypothesis in pairs:
+        ref, hyp = _symbols(reference), _symbols(hypothesis)
+        for op in Levenshtein.editops(ref, hyp):
+            key = (ref[op.src_pos] if op.tag != "insert" else "",
+                   hyp[op.dest_pos] if op.tag != "delete" else "")
+            counts[key] = counts.get(key, 0) + 1
+    return sorted(((a, b, n) for (a, b), n in counts.items()), key=lambda x: (-x[2], x[:2]))[:top]

@@ -185,3 +185,17 @@ def test_help_lists_the_command():
     help_text = CliRunner().invoke(main, ["preprocess", "--help"]).output
     for option in ("--out", "--pages", "--height", "--binarise", "--deskew", "--slant"):
         assert option in help_text
+
+
+def test_transcribed_lines_of_alto_become_a_line_folder(tmp_path, shared_data):
+    from mdrnn.datasets.formats import open_source
+
+    page = shared_data / "copiste" / "val" / "wikitexte_0010_2.xml"
+    result = run(f"alto:{page}", "--out", tmp_path / "gt", "--height", "32")
+    assert result.exit_code == 0, result.output
+    truth = {s.id: s.text for s in open_source(f"alto:{page}")}
+    written = open_source(str(tmp_path / "gt" / "wikitexte_0010_2"))
+    assert {f"wikitexte_0010_2/{s.id[:-4]}": s.text for s in written} == truth
+    assert {s.load().shape[0] for s in written} == {32}
+    again = run(f"alto:{page}", "--out", tmp_path / "gt")
+    assert f"0 preprocessed (0 lines), {len(truth)} already done" in again.output

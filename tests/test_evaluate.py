@@ -86,3 +86,5 @@ def test_results_tsv_and_summary(recognizer, data_folder, tmp_path):
     assert f"{100 * result.rates.cer:6.2f} %" in text.splitlines()[0]
     assert text.splitlines()[2].endswith(
         f"({result.rates.lines_correct} of {len(REFERENCES)} lines)")
+    assert result.rates.char_errors > 0   # an untrained model
+    assert text.splitlines()[3].startswith("most frequent errors (truth -> read: count): ")

@@ -26,3 +26,12 @@ def test_token_sequences_are_compared_token_by_token():
 def test_mismatched_lengths_raise():
     with pytest.raises(ValueError):
         error_rates(["a", "b"], ["a"])
+
+
+def test_confusions_count_each_edit_of_the_alignment():
+    from mdrnn.pipelines.metrics import confusions
+
+    pairs = [("abc", "abd"), ("hello", "helo"), ("x", "xy"), ("abc", "abd"), ("ab", "ab")]
+    assert confusions(pairs) == [("c", "d", 2), ("", "y", 1), ("l", "", 1)]
+    assert confusions(pairs, top=1) == [("c", "d", 2)]
+    assert confusions([(("saB", "yaM"), ("saB", "taB"))]) == [("yaM", "taB", 1)]
