@@ -146,8 +146,12 @@ class LineDataset:
             kept.append(i)
         self.kept = np.array(kept, int)
         if self.dropped:
-            log.warning("%d of %d samples skipped (%s)", len(self.dropped), len(self.samples),
-                        ", ".join(f"{n} {kind}" for kind, n in self._drop_counts.items()))
+            short = self._drop_counts.get("too short for their labels", 0)
+            hint = ("; a network that shrinks the width less (e.g. --preset graves2009_x9) or "
+                    "a taller --height gives dense lines more frames"
+                    if short > 0.01 * len(self.samples) else "")
+            log.warning("%d of %d samples skipped (%s)%s", len(self.dropped), len(self.samples),
+                        ", ".join(f"{n} {kind}" for kind, n in self._drop_counts.items()), hint)
         if not kept:
             raise InputError(f"no usable samples: {next(iter(self.dropped.values()))}")
         self.max_label_length = max(1, max(len(self._labels[i]) for i in kept))

@@ -1,0 +1,53 @@
+"""The shipped model `fr-copiste`: listed with its card, usable by name from the CLI, and
+reading real pages of writers it never saw at about its published error rate."""
+
+import cv2
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+from rapidfuzz.distance import Levenshtein
+
+from mdrnn.datasets.alto import read_alto
+from mdrnn.pipelines.cli import main
+from mdrnn.zoo import resolve_model, shipped_models
+
+NAME = "fr-copiste"
+
+
+def test_the_model_is_listed_with_its_card():
+    card = shipped_models()[NAME]
+    for key in ("description", "training_data", "licence", "attribution", "measured"):
+        assert card[key], key
+    assert "CC BY 4.0" in card["licence"] and "BAnQ" in card["attribution"]
+    assert resolve_model(NAME).stat().st_size < 10_000_000
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0 and result.output.startswith(f"{NAME}: ")
+    assert "CC BY 4.0" in result.output
+
+
+@pytest.fixture(scope="module")
+def val_page(shared_data):
+    return shared_data / "copiste" / "val" / "wikitexte_0010_2.xml"
+
+
+def test_evaluate_by_name_on_a_page_of_an_unseen_writer(val_page):
+    result = CliRunner().invoke(main, ["evaluate", NAME, f"alto:{val_page}"])
+    assert result.exit_code == 0, result.output
+    cer = float(result.output.split()[1])
+    # One page of a writer the model never saw; its val CER is published in the card.
+    assert cer < 20.0, result.output
+
+
+def test_transcribe_lines_to_alto_by_name(tmp_path, val_page):
+    lines = read_alto(val_page)[:3]
+    for number, sample in enumerate(lines):
+        cv2.imwrite(str(tmp_path / f"line{number}.png"), sample.source)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["transcribe", NAME, str(tmp_path), "--format", "alto",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    ns = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
+    texts = [etree.parse(str(out / f"line{n}.xml")).find(".//a:String", ns).get("CONTENT")
+             for n in range(3)]
+    errors = sum(Levenshtein.distance(s.text, t) for s, t in zip(lines, texts))
+    assert errors / sum(len(s.text) for s in lines) < 0.3, (texts, [s.text for s in lines])
