@@ -41,8 +41,61 @@ def _autodiff_scan(*args):
     return scan_diagonals.__wrapped__(*args)[0]
 
 
+def _cell(z, c_y, c_x, peephole):
+    z_i, z_fy, z_fx, z_g, z_o = tf.split(z, 5, axis=-1)
+    gi = tf.sigmoid(z_i + peephole[0] * (c_y + c_x))
+    fy = tf.sigmoid(z_fy + peephole[1] * c_y)
+    fx = tf.sigmoid(z_fx + peephole[2] * c_x)
+    c = gi * tf.tanh(z_g) + fy * c_y + fx * c_x
+    o = tf.sigmoid(z_o + peephole[3] * c)
+    return o * tf.tanh(c), c
+
+
 class PixelScan(keras.layers.Layer):
-    """The same top-left cell visited one pixel at a time in a tf.while_loop."""
+    """The same top-left cell visited one pixel at a time in a tf.while_loop, in its
+    strongest plain form: each step's input projection is read from a TensorArray
+    unstacked once, and both predecessors' states from the TensorArrays of the states
+    written so far (left: the last step, above: W steps back)."""
+
+    def __init__(self, mdlstm: MDLSTM2D):
+        super().__init__()
+        self.mdlstm = mdlstm
+
+    def call(self, x):
+        layer = self.mdlstm
+        n = layer.units
+        kernel, recurrent = layer.kernel[0], layer.recurrent_kernel[0]
+        bias, peephole = layer.bias[0], layer.peephole[0]
+        b, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+        xs = tf.reshape(tf.einsum("bhwc,cm->bhwm", x, kernel) + bias, [b, h * w, 5 * n])
+        steps = h * w
+        inputs = tf.TensorArray(x.dtype, size=steps, element_shape=[None, 5 * n]).unstack(
+            tf.transpose(xs, [1, 0, 2]))  # (H*W, B, 5n), row-major pixel order
+        zero = tf.zeros([b, n], x.dtype)
+
+        def step(t, left_h, left_c, hs, cs):
+            j = t % w
+            not_first = tf.cast(j > 0, x.dtype)
+            h_x, c_x = left_h * not_first, left_c * not_first
+            h_y, c_y = tf.cond(t >= w, lambda: (hs.read(t - w), cs.read(t - w)),
+                               lambda: (zero, zero))
+            z = inputs.read(t) + tf.concat([h_y, h_x], -1) @ recurrent
+            h_new, c = _cell(z, c_y, c_x, peephole)
+            return t + 1, h_new, c, hs.write(t, h_new), cs.write(t, c)
+
+        def array():
+            return tf.TensorArray(x.dtype, size=steps, element_shape=[None, n],
+                                  clear_after_read=False)
+
+        *_, hs, _ = tf.while_loop(lambda t, *_: t < steps, step,
+                                  (0, zero, zero, array(), array()), maximum_iterations=steps)
+        return tf.reshape(tf.transpose(hs.stack(), [1, 0, 2]), [b, h, w, n])
+
+
+class NaivePixelScan(keras.layers.Layer):
+    """The per-pixel scan as first written, kept for comparison: it slices its input as
+    `xs[t]` from the whole tensor and scatters states into a row buffer, whose
+    gradients materialise full-size tensors at every step (slow without XLA)."""
 
     def __init__(self, mdlstm: MDLSTM2D):
         super().__init__()
@@ -67,13 +120,7 @@ class PixelScan(keras.layers.Layer):
             h_y, c_y = row_h[j], row_c[j]
             h_x, c_x = left_h * not_first, left_c * not_first
             z = xs[t] + tf.concat([h_y, h_x], -1) @ recurrent
-            z_i, z_fy, z_fx, z_g, z_o = tf.split(z, 5, axis=-1)
-            gi = tf.sigmoid(z_i + peephole[0] * (c_y + c_x))
-            fy = tf.sigmoid(z_fy + peephole[1] * c_y)
-            fx = tf.sigmoid(z_fx + peephole[2] * c_x)
-            c = gi * tf.tanh(z_g) + fy * c_y + fx * c_x
-            o = tf.sigmoid(z_o + peephole[3] * c)
-            h_new = o * tf.tanh(c)
+            h_new, c = _cell(z, c_y, c_x, peephole)
             row_h = tf.tensor_scatter_nd_update(row_h, [[j]], h_new[None])
             row_c = tf.tensor_scatter_nd_update(row_c, [[j]], c[None])
             return t + 1, row_h, row_c, h_new, c, out.write(t, h_new)
@@ -94,10 +141,10 @@ def make_variant(name: str, size: dict):
         layer = keras.layers.LSTM(s["units"], return_sequences=True)
         # B*H rows of W steps: the same number of cell updates as one direction.
         x = tf.reshape(x, [-1, s["width"], s["channels"]])
-    elif name.startswith("pixel-scan"):
+    elif name.startswith(("pixel-scan", "naive-pixel-scan")):
         inner = MDLSTM2D(s["units"], directions=("tl",))
         inner.build(x.shape)
-        layer = PixelScan(inner)
+        layer = (NaivePixelScan if name.startswith("naive") else PixelScan)(inner)
     else:
         directions = ("tl", "tr", "bl", "br") if "4dir" in name else ("tl",)
         layer = MDLSTM2D(s["units"], directions=directions)
@@ -132,6 +179,7 @@ VARIANTS = [
     "mdlstm-1dir-autodiff", "mdlstm-1dir-autodiff+xla",
     "mdlstm-4dir", "mdlstm-4dir+xla",
     "pixel-scan", "pixel-scan+xla",
+    "naive-pixel-scan", "naive-pixel-scan+xla",
     "keras-lstm", "keras-lstm+xla",
 ]
 
@@ -202,7 +250,8 @@ def main() -> None:
             print(f"{name:28s} {ms[name]:12.1f} {ratio}{mem}")
         if ref:
             print("\nratios of best-of-XLA-on/off:")
-            for other in ("pixel-scan", "keras-lstm", "mdlstm-4dir", "mdlstm-1dir-autodiff"):
+            for other in ("pixel-scan", "naive-pixel-scan", "keras-lstm", "mdlstm-4dir",
+                          "mdlstm-1dir-autodiff"):
                 if other in best:
                     print(f"  {other:22s} / mdlstm-1dir = {best[other] / ref:6.2f}")
             if "pixel-scan" in ms:
