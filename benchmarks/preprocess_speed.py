@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mdrnn.pipelines.imageio import load_image
+from mdrnn.datasets.imageio import load_image
 from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
 from mdrnn.pipelines.segment import segment_page
 from mdrnn.pipelines.segment_eval import match_lines, render_page

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 
+from mdrnn.datasets.imageio import load_image
 from mdrnn.datasets.page import crop_polygon, parse_xml
 from mdrnn.datasets.samples import Sample, _check_unique, _existing, clean_text
 from mdrnn.errors import InputError
-from mdrnn.pipelines.imageio import load_image
 
 log = logging.getLogger(__name__)
 

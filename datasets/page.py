@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 from lxml import etree
 
+from mdrnn.datasets.imageio import load_image
 from mdrnn.datasets.samples import Sample, _check_unique, _existing, clean_text
 from mdrnn.errors import InputError
-from mdrnn.pipelines.preprocess import load_image
 
 log = logging.getLogger(__name__)
 

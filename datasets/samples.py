@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mdrnn.datasets.imageio import load_image
 from mdrnn.errors import InputError
-from mdrnn.pipelines.preprocess import load_image
 
 
 @dataclass(frozen=True, eq=False)

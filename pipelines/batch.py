@@ -28,9 +28,9 @@ from pathlib import Path, PurePath
 import cv2
 import numpy as np
 
+from mdrnn.datasets.imageio import load_image
 from mdrnn.errors import InputError
 from mdrnn.pipelines.atomic import atomic_write
-from mdrnn.pipelines.imageio import load_image
 from mdrnn.pipelines.inputs import InputFile
 from mdrnn.pipelines.preprocess import PreprocessConfig, normalise_line
 from mdrnn.pipelines.segment import SegmentConfig, segment_page

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from mdrnn.datasets.imageio import to_gray
 from mdrnn.pipelines.geometry import estimate_skew, estimate_slant, rotate, shear
-from mdrnn.pipelines.imageio import load_image, to_gray
 
 __all__ = [
-    "PreprocessConfig", "load_image", "to_gray", "is_inverted", "fix_polarity",
+    "PreprocessConfig", "to_gray", "is_inverted", "fix_polarity",
     "stretch_contrast", "ink_mask", "binarise_otsu", "binarise_sauvola", "median_filter",
     "remove_specks", "deskew", "deslant", "crop_to_ink", "scale_to_height", "ink_intensity",
     "standardise", "normalise_line", "preprocess_line",

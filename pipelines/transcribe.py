@@ -20,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mdrnn.datasets.imageio import load_image
 from mdrnn.errors import InputError
 from mdrnn.pipelines.geometry import estimate_baseline
 from mdrnn.pipelines.inputs import InputFile
-from mdrnn.pipelines.preprocess import load_image
 from mdrnn.pipelines.recognizer import (
     DECODERS,
     LEXICON_MODES,

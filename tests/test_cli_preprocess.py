@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from mdrnn.datasets.imageio import load_image
 from mdrnn.pipelines import atomic
 from mdrnn.pipelines.cli import main
-from mdrnn.pipelines.imageio import load_image
 from mdrnn.pipelines.preprocess import PreprocessConfig, normalise_line
 from mdrnn.pipelines.segment_eval import render_page
 

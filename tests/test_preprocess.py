@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from mdrnn.datasets import imageio
+from mdrnn.datasets.imageio import load_image, read_header
 from mdrnn.errors import InputError
-from mdrnn.pipelines import imageio
 from mdrnn.pipelines.geometry import estimate_skew, estimate_slant, rotate, shear
-from mdrnn.pipelines.imageio import load_image, read_header
 from mdrnn.pipelines.preprocess import (
     MAX_ASPECT,
     PreprocessConfig,
