@@ -180,6 +180,26 @@ def evaluate_command(model, data, decoder, beam_width, lexicon, lexicon_mode, ba
     _report_failures(result.failures, len(samples), "samples")
 
 
+@main.command("export")
+@click.argument("model")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def export_command(model, folder):
+    """Export MODEL (a file or a shipped name) as a TensorFlow SavedModel in FOLDER.
+
+    The SavedModel's `serve` endpoint takes {"image": uint8 (B, H, W, 1) lines as
+    `mdrnn preprocess --config FOLDER/preprocess.json` writes them, "width": int32 (B,)}
+    and returns {"logits": (B, T, K+1) CTC scores, blank 0, "lengths": (B,)};
+    FOLDER/mdrnn.json holds the charset and how to decode.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _user_errors():
+        from mdrnn.pipelines.export import export_model
+        from mdrnn.zoo import resolve_model
+
+        export_model(resolve_model(model), folder)
+    click.echo(f"exported to {folder}", err=True)
+
+
 @main.command("models")
 def models_command():
     """List the trained models shipped with mdrnn: their data, licence and error rates."""
