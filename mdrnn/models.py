@@ -28,6 +28,7 @@ from mdrnn.layers import (
     BlockSubsample2D,
     CollapseHeight,
     ColumnsToSequence,
+    MaskedConvBlock2D,
     Metadata,
     WidthMask,
 )
@@ -50,6 +51,13 @@ GRAVES2009_X9["levels"][2]["block"] = [4, 1]
 BLSTM_CTC = {"type": "blstm", "height": 64, "block": [4, 3], "units": 100, "layers": 2,
              "dropout": 0.0}
 
+# A convolutional-recurrent baseline in the spirit of Puigcerver (2017) and PyLaia's
+# default: masked 3x3 convolution blocks with max pooling (width shrinks 4x), the
+# columns read by stacked BLSTMs.
+CRNN = {"type": "crnn", "height": 64,
+        "conv": [[16, [2, 2]], [32, [2, 2]], [48, [2, 1]], [64, [2, 1]]],
+        "units": 128, "layers": 2, "dropout": 0.0}
+
 # graves2009_x9 with every level about twice as wide (MDLSTM units 4/20/100, tanh
 # 12/40): about 4x the weights for 1.6-1.8x the training time per line on a CPU,
 # where the per-diagonal steps rather than the multiply-adds bound the speed.
@@ -60,7 +68,7 @@ for _level, _units, _tanh in zip(GRAVES2009_X9_WIDE["levels"], (4, 20, 100), (No
         _level["tanh"] = _tanh
 
 PRESETS = {"graves2009": GRAVES2009, "graves2009_x9": GRAVES2009_X9,
-           "graves2009_x9_wide": GRAVES2009_X9_WIDE, "blstm_ctc": BLSTM_CTC}
+           "graves2009_x9_wide": GRAVES2009_X9_WIDE, "blstm_ctc": BLSTM_CTC, "crnn": CRNN}
 
 
 def _positive_int(value, what: str) -> int:
@@ -96,9 +104,26 @@ def _mdlstm_body(x, spec: dict):
     return x
 
 
+def _crnn_body(x, spec: dict):
+    blocks = spec.get("conv")
+    if not isinstance(blocks, list) or not blocks:
+        raise ValueError(f"model spec: 'conv' must be a non-empty list of [filters, [ph, pw]], "
+                         f"got {blocks!r}")
+    for number, block in enumerate(blocks, 1):
+        if not isinstance(block, (list, tuple)) or len(block) != 2:
+            raise ValueError(f"model spec: conv block {number} must be [filters, [ph, pw]], "
+                             f"got {block!r}")
+        filters = _positive_int(block[0], f"conv block {number} filters")
+        x = MaskedConvBlock2D(filters, tuple(block[1]), name=f"conv{number}")(x)
+    return _recurrent(ColumnsToSequence(name="columns")(x), spec)
+
+
 def _blstm_body(x, spec: dict):
     x = BlockSubsample2D(tuple(spec.get("block", (1, 1))), name="block")(x)
-    x = ColumnsToSequence(name="columns")(x)
+    return _recurrent(ColumnsToSequence(name="columns")(x), spec)
+
+
+def _recurrent(x, spec: dict):
     dropout = _dropout(spec.get("dropout", 0.0))
     for number in range(1, _positive_int(spec.get("layers", 2), "layers") + 1):
         lstm = keras.layers.LSTM(_positive_int(spec.get("units", 100), "units"),
@@ -131,7 +156,7 @@ def build_model(spec: dict | str, num_classes: int, height: int | None = None,
     spec = copy.deepcopy(spec)
     _positive_int(num_classes, "num_classes")
     kind = spec.get("type")
-    if kind == "blstm":
+    if kind in ("blstm", "crnn"):
         height = height or spec.get("height")
         spec["height"] = _positive_int(height, "height")
     image = keras.Input((height, None, 1), name="image")
@@ -141,8 +166,10 @@ def build_model(spec: dict | str, num_classes: int, height: int | None = None,
         x = _mdlstm_body(x, spec)
     elif kind == "blstm":
         x = _blstm_body(x, spec)
+    elif kind == "crnn":
+        x = _crnn_body(x, spec)
     else:
-        raise ValueError(f"model spec: type must be 'mdlstm' or 'blstm', got {kind!r}")
+        raise ValueError(f"model spec: type must be 'mdlstm', 'blstm' or 'crnn', got {kind!r}")
     # Logits stay float32 under mixed precision: CTC needs the precision.
     x = keras.layers.Dense(num_classes + 1, dtype="float32", name="logits")(x)
     if kind == "mdlstm":
@@ -180,12 +207,14 @@ def metadata(model: keras.Model) -> Metadata:
 
 
 def width_multiple(model: keras.Model) -> int:
-    """The product of the model's block widths: padding widths to a multiple of it
-    leaves no partial block at any level."""
+    """The product of the model's block (and pooling) widths: padding widths to a
+    multiple of it leaves no partial block at any level."""
     multiple = 1
     for layer in model.layers:
         if isinstance(layer, BlockSubsample2D):
             multiple *= layer.block[1]
+        elif isinstance(layer, MaskedConvBlock2D):
+            multiple *= layer.pool[1]
     return multiple
 
 

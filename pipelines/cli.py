@@ -23,7 +23,7 @@ def main(verbose: int, quiet: bool) -> None:
 
 
 # The keys of mdrnn.models.PRESETS (a test keeps them equal), without importing Keras.
-PRESET_NAMES = ["graves2009", "graves2009_x9", "graves2009_x9_wide", "blstm_ctc"]
+PRESET_NAMES = ["graves2009", "graves2009_x9", "graves2009_x9_wide", "blstm_ctc", "crnn"]
 # Options shared by the recognition commands (transcribe, evaluate).
 BATCH_SIZE = click.option("--batch-size", type=click.IntRange(min=1), default=64,
                           show_default=True, help="Lines per forward pass.")

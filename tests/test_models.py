@@ -35,8 +35,13 @@ def test_graves2009_shrinks_width_18x_and_height_64x():
     assert output_lengths(model, 180) == 10
 
 
+TINY_CRNN = {"type": "crnn", "conv": [[4, [2, 2]], [4, [2, 1]], [3, [1, 1]]], "units": 4,
+             "layers": 1}
+
+
 @pytest.mark.parametrize("model_fn", [lambda: build_model(SMALL, 3), lambda: graves2009(3),
-                                      lambda: blstm_ctc(3, height=16)])
+                                      lambda: blstm_ctc(3, height=16),
+                                      lambda: build_model(TINY_CRNN, 3, height=16)])
 def test_output_lengths_match_real_output_shapes(model_fn):
     model = model_fn()
     height = 16
@@ -51,7 +56,8 @@ def test_output_lengths_match_real_output_shapes(model_fn):
 
 
 @pytest.mark.parametrize("model_fn", [lambda: build_model(SMALL, 4),
-                                      lambda: blstm_ctc(4, height=12)])
+                                      lambda: blstm_ctc(4, height=12),
+                                      lambda: build_model(TINY_CRNN, 4, height=12)])
 def test_padded_batch_equals_each_line_alone(model_fn):
     model = model_fn()
     rng = np.random.default_rng(0)
@@ -116,6 +122,9 @@ def test_dropout_spec_adds_dropout_after_tanh_layers():
     ({"type": "mdlstm", "levels": [{"block": [2, 2], "units": 2, "size": 3}]}, "size"),
     ({"type": "mdlstm", "levels": [{"units": 2}], "dropout": 1.5}, "dropout"),
     ({"type": "blstm"}, "height"),
+    ({"type": "crnn", "height": 16}, "conv"),
+    ({"type": "crnn", "height": 16, "conv": [[0, [2, 2]]]}, "filters"),
+    ({"type": "crnn", "height": 16, "conv": [[4]]}, "conv block 1"),
 ])
 def test_bad_specs_raise(spec, needle):
     with pytest.raises(ValueError, match=needle):
@@ -185,3 +194,14 @@ def test_a_few_hundred_steps_fit_a_handful_of_digit_lines():
     logits = model({"image": images, "width": widths}).numpy()
     decoded = [text for text, _ in greedy_decode(logits, frames, charset)]
     assert decoded == [s.text for s in samples]
+
+
+def test_crnn_preset_shrinks_width_4x_and_round_trips(tmp_path):
+    model = build_model("crnn", 5)
+    assert output_lengths(model, 1001) == 251
+    assert model.get_layer("columns").output.shape[-1] == 4 * 64  # height 64 / 16, 64 maps
+    path = tmp_path / "crnn.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    x = np.random.default_rng(0).uniform(size=(1, 64, 40, 1)).astype("float32")
+    np.testing.assert_allclose(run(loaded, x, [40]), run(model, x, [40]), atol=1e-6)

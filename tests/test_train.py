@@ -143,3 +143,11 @@ def test_cli_train_and_its_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     bad_spec = runner.invoke(main, [*args[:-1], str(tmp_path / "bad.json")])
     assert bad_spec.exit_code == 2 and "bad.json" in bad_spec.output
+
+
+def test_crnn_trains_through_the_same_pipeline(tmp_path, lines):
+    spec = {"type": "crnn", "conv": [[4, [2, 2]], [4, [2, 1]]], "units": 4, "layers": 1}
+    result = train(*lines, tmp_path, tiny_config(spec=spec, epochs=1, xla=True), verbose=0)
+    assert np.isfinite(result.history[0]["loss"]) and result.history[0]["loss"] > 0
+    assert metadata(keras.models.load_model(tmp_path / "model.keras")).architecture[
+        "type"] == "crnn"

@@ -76,16 +76,17 @@ class ColumnsToSequence(keras.layers.Layer):
             raise ValueError("ColumnsToSequence needs input (batch, height, width, "
                              f"channels) with known height and channels, got "
                              f"{tuple(input_shape)}")
+        # Kept from the functional graph: a traced call may see the height as None.
+        self._frame = input_shape[1] * input_shape[3]
 
     def output_width(self, width):
         return width
 
     def call(self, inputs, mask=None):
-        h, c = inputs.shape[1], inputs.shape[3]
         if mask is not None:
             inputs = inputs * tf.cast(mask[..., None], inputs.dtype)
         x = tf.transpose(inputs, [0, 2, 1, 3])  # (B, W, H, C)
-        return tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], h * c])
+        return tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], self._frame])
 
     def compute_mask(self, inputs, mask=None):
         return None if mask is None else ops.any(mask, axis=1)
