@@ -147,7 +147,8 @@ def make_variant(name: str, size: dict):
         layer = (NaivePixelScan if name.startswith("naive") else PixelScan)(inner)
     else:
         directions = ("tl", "tr", "bl", "br") if "4dir" in name else ("tl",)
-        layer = MDLSTM2D(s["units"], directions=directions)
+        layer = MDLSTM2D(s["units"], directions=directions,
+                         stack_directions="stacked" in name)
     layer(x[:1])  # build
     weights = layer.trainable_variables
     autodiff = "autodiff" in name
@@ -178,6 +179,7 @@ VARIANTS = [
     "mdlstm-1dir", "mdlstm-1dir+xla",
     "mdlstm-1dir-autodiff", "mdlstm-1dir-autodiff+xla",
     "mdlstm-4dir", "mdlstm-4dir+xla",
+    "mdlstm-4dir-stacked", "mdlstm-4dir-stacked+xla",
     "pixel-scan", "pixel-scan+xla",
     "naive-pixel-scan", "naive-pixel-scan+xla",
     "keras-lstm", "keras-lstm+xla",
@@ -251,7 +253,7 @@ def main() -> None:
         if ref:
             print("\nratios of best-of-XLA-on/off:")
             for other in ("pixel-scan", "naive-pixel-scan", "keras-lstm", "mdlstm-4dir",
-                          "mdlstm-1dir-autodiff"):
+                          "mdlstm-4dir-stacked", "mdlstm-1dir-autodiff"):
                 if other in best:
                     print(f"  {other:22s} / mdlstm-1dir = {best[other] / ref:6.2f}")
             if "pixel-scan" in ms:

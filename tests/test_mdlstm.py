@@ -53,9 +53,10 @@ def reference_mdlstm(x, kernel, recurrent, bias, peephole, directions, mask=None
 
 
 def random_layer(units, channels, directions=DIRECTIONS, peepholes=True, dtype="float32",
-                 seed=0):
+                 seed=0, **options):
     """A built layer with random weights everywhere (biases and peepholes too)."""
-    layer = MDLSTM2D(units, directions=directions, peepholes=peepholes, dtype=dtype)
+    layer = MDLSTM2D(units, directions=directions, peepholes=peepholes, dtype=dtype,
+                     **options)
     layer.build((None, None, None, channels))
     rng = np.random.default_rng(seed)
     for w in layer.weights:
@@ -174,6 +175,27 @@ def test_gradients_match_reference_autodiff(direction):
     np.testing.assert_allclose(fast.numpy(), ref.numpy(), rtol=1e-10)
     for got, want in zip(fast_grads, ref_grads, strict=True):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-8, atol=1e-10)
+
+
+def test_stacked_directions_match_the_reference_forward_and_backward():
+    rng = np.random.default_rng(8)
+    x = tf.constant(rng.normal(size=(2, 3, 4, 2)))
+    mask = size_mask([(3, 4), (2, 3)], 3, 4)
+    layer = random_layer(2, 2, dtype="float64", stack_directions=True)
+    probe = tf.constant(rng.normal(size=(2, 3, 4, 8)))
+    weights = weights_of(layer)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        fast = tf.reduce_sum(layer(x, mask=mask) * probe)
+    fast_grads = tape.gradient(fast, [x, *layer.trainable_variables])
+    with tf.GradientTape() as tape:
+        tape.watch([x, *weights])
+        ref = tf.reduce_sum(reference_mdlstm(x, *weights, DIRECTIONS, mask) * probe)
+    ref_grads = tape.gradient(ref, [x, *weights])
+    np.testing.assert_allclose(fast.numpy(), ref.numpy(), rtol=1e-10)
+    for got, want in zip(fast_grads, ref_grads, strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-8, atol=1e-10)
+    assert MDLSTM2D.from_config(layer.get_config()).stack_directions
 
 
 def test_gradients_match_finite_differences():
