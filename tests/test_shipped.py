@@ -25,7 +25,7 @@ def test_the_model_is_listed_with_its_card():
     assert "CC BY 4.0" in result.output
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def val_page(shared_data):
     return shared_data / "copiste" / "val" / "wikitexte_0010_2.xml"
 
@@ -33,9 +33,11 @@ def val_page(shared_data):
 def test_evaluate_by_name_on_a_page_of_an_unseen_writer(val_page):
     result = CliRunner().invoke(main, ["evaluate", NAME, f"alto:{val_page}"])
     assert result.exit_code == 0, result.output
-    cer = float(result.output.split()[1])
-    # One page of a writer the model never saw; its val CER is published in the card.
-    assert cer < 20.0, result.output
+    cer = float(next(line for line in result.output.splitlines()
+                     if line.startswith("CER")).split()[1])
+    # One page (13 lines) of a writer the model never saw: 26.5% when the card's figures
+    # were taken (22.9% over all val lines); an untrained or broken model reads ~100%.
+    assert cer < 35.0, result.output
 
 
 def test_transcribe_lines_to_alto_by_name(tmp_path, val_page):
