@@ -141,7 +141,8 @@ def test_jsonl_rerun_retries_failures_without_duplicates(model_file, lines, tmp_
 
 
 @pytest.mark.parametrize("args, message", [
-    (["transcribe", "{model}missing", "{lines}", "--out", "o"], "does not exist"),
+    (["transcribe", "{model}missing", "{lines}", "--out", "o"],
+     "missing: no such model file, nor a shipped model (shipped: "),
     (["transcribe", "{model}", "{lines}/nothing.png", "--out", "o"], "no such file or folder"),
     (["transcribe", "{model}", "{lines}", "--out", "o", "--format", "csv"], "'csv' is not one"),
     (["transcribe", "{model}", "{lines}"], "Missing option '-o' / '--out'"),
@@ -200,7 +201,8 @@ def test_evaluate_prints_rates_and_writes_results(model_file, lines, expected, t
     output = tmp_path / "results.tsv"
     result = run("evaluate", model_file, lines, "--output", output)
     assert result.exit_code == 0, result.output
-    assert [line.split()[0] for line in result.stdout.splitlines()] == ["CER", "WER", "line"]
+    assert [line.split()[0] for line in result.stdout.splitlines()] == [
+        "CER", "WER", "line", "most"]
     rows = [line.split("\t") for line in output.read_text("utf-8").splitlines()]
     assert rows[0] == ["id", "reference", "hypothesis", "char_errors", "word_errors",
                        "confidence"]
