@@ -61,13 +61,17 @@ class PixelScan(keras.layers.Layer):
         super().__init__()
         self.mdlstm = mdlstm
 
-    def call(self, x):
+    def projected(self, x):
+        """(n, recurrent, peephole, B, H, W, the input projections (B, H*W, 5n))."""
         layer = self.mdlstm
         n = layer.units
-        kernel, recurrent = layer.kernel[0], layer.recurrent_kernel[0]
-        bias, peephole = layer.bias[0], layer.peephole[0]
+        kernel, bias = layer.kernel[0], layer.bias[0]
         b, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
         xs = tf.reshape(tf.einsum("bhwc,cm->bhwm", x, kernel) + bias, [b, h * w, 5 * n])
+        return n, layer.recurrent_kernel[0], layer.peephole[0], b, h, w, xs
+
+    def call(self, x):
+        n, recurrent, peephole, b, h, w, xs = self.projected(x)
         steps = h * w
         inputs = tf.TensorArray(x.dtype, size=steps, element_shape=[None, 5 * n]).unstack(
             tf.transpose(xs, [1, 0, 2]))  # (H*W, B, 5n), row-major pixel order
@@ -92,22 +96,13 @@ class PixelScan(keras.layers.Layer):
         return tf.reshape(tf.transpose(hs.stack(), [1, 0, 2]), [b, h, w, n])
 
 
-class NaivePixelScan(keras.layers.Layer):
+class NaivePixelScan(PixelScan):
     """The per-pixel scan as first written, kept for comparison: it slices its input as
     `xs[t]` from the whole tensor and scatters states into a row buffer, whose
     gradients materialise full-size tensors at every step (slow without XLA)."""
 
-    def __init__(self, mdlstm: MDLSTM2D):
-        super().__init__()
-        self.mdlstm = mdlstm
-
     def call(self, x):
-        layer = self.mdlstm
-        n = layer.units
-        kernel, recurrent = layer.kernel[0], layer.recurrent_kernel[0]
-        bias, peephole = layer.bias[0], layer.peephole[0]
-        b, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
-        xs = tf.reshape(tf.einsum("bhwc,cm->bhwm", x, kernel) + bias, [b, h * w, 5 * n])
+        n, recurrent, peephole, b, h, w, xs = self.projected(x)
         xs = tf.transpose(xs, [1, 0, 2])  # (H*W, B, 5n), row-major pixel order
         zero = tf.zeros([b, n], x.dtype)
         steps = h * w

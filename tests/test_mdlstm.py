@@ -156,13 +156,12 @@ def _loss_fn(layer, x, mask, probe):
     return lambda: tf.reduce_sum(layer(x, mask=mask) * probe)
 
 
-@pytest.mark.parametrize("direction", DIRECTIONS)
-def test_gradients_match_reference_autodiff(direction):
-    rng = np.random.default_rng(5)
+def assert_gradients_match_reference(layer, rng):
+    """float64 value and gradients (input and weights) of a probed sum, masked, equal the
+    reference's autodiff."""
     x = tf.constant(rng.normal(size=(2, 3, 4, 2)))
     mask = size_mask([(3, 4), (2, 3)], 3, 4)
-    layer = random_layer(2, 2, directions=(direction,), dtype="float64")
-    probe = tf.constant(rng.normal(size=(2, 3, 4, 2)))
+    probe = tf.constant(rng.normal(size=(2, 3, 4, 2 * len(layer.directions))))
     weights = weights_of(layer)
     with tf.GradientTape() as tape:
         tape.watch(x)
@@ -170,31 +169,22 @@ def test_gradients_match_reference_autodiff(direction):
     fast_grads = tape.gradient(fast, [x, *layer.trainable_variables])
     with tf.GradientTape() as tape:
         tape.watch([x, *weights])
-        ref = tf.reduce_sum(reference_mdlstm(x, *weights, (direction,), mask) * probe)
+        ref = tf.reduce_sum(reference_mdlstm(x, *weights, layer.directions, mask) * probe)
     ref_grads = tape.gradient(ref, [x, *weights])
     np.testing.assert_allclose(fast.numpy(), ref.numpy(), rtol=1e-10)
     for got, want in zip(fast_grads, ref_grads, strict=True):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_gradients_match_reference_autodiff(direction):
+    layer = random_layer(2, 2, directions=(direction,), dtype="float64")
+    assert_gradients_match_reference(layer, np.random.default_rng(5))
 
 
 def test_stacked_directions_match_the_reference_forward_and_backward():
-    rng = np.random.default_rng(8)
-    x = tf.constant(rng.normal(size=(2, 3, 4, 2)))
-    mask = size_mask([(3, 4), (2, 3)], 3, 4)
     layer = random_layer(2, 2, dtype="float64", stack_directions=True)
-    probe = tf.constant(rng.normal(size=(2, 3, 4, 8)))
-    weights = weights_of(layer)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        fast = tf.reduce_sum(layer(x, mask=mask) * probe)
-    fast_grads = tape.gradient(fast, [x, *layer.trainable_variables])
-    with tf.GradientTape() as tape:
-        tape.watch([x, *weights])
-        ref = tf.reduce_sum(reference_mdlstm(x, *weights, DIRECTIONS, mask) * probe)
-    ref_grads = tape.gradient(ref, [x, *weights])
-    np.testing.assert_allclose(fast.numpy(), ref.numpy(), rtol=1e-10)
-    for got, want in zip(fast_grads, ref_grads, strict=True):
-        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-8, atol=1e-10)
+    assert_gradients_match_reference(layer, np.random.default_rng(8))
     assert MDLSTM2D.from_config(layer.get_config()).stack_directions
 
 
