@@ -29,6 +29,12 @@ ALTO_NAMESPACES = ("http://www.loc.gov/standards/alto/ns-v2#",
                    "http://www.loc.gov/standards/alto/")
 
 
+def is_alto(xml: Path) -> bool:
+    """Whether an XML file names an ALTO namespace near its start (else: PAGE, say)."""
+    with open(xml, "rb") as file:
+        return b"loc.gov/standards/alto" in file.read(4096)
+
+
 def _numbers(text: str, xml: Path, what: str) -> list[float]:
     fields = [f for f in re.split(r"[\s,]+", text.strip()) if f]
     try:

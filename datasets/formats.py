@@ -18,7 +18,7 @@ import logging
 import re
 from pathlib import Path
 
-from mdrnn.datasets.alto import read_alto
+from mdrnn.datasets.alto import is_alto, read_alto
 from mdrnn.datasets.page import read_page
 from mdrnn.datasets.samples import (  # noqa: F401  (Sample, clean_text, read_text: public here too)
     Sample,
@@ -257,12 +257,6 @@ def _open_digits(spec: str, argument: str, seed: int) -> list[Sample]:
     return digit_lines(split, int(count) if count else None, seed=seed)
 
 
-def _is_alto(xml: Path) -> bool:
-    with open(xml, "rb") as file:
-        head = file.read(4096)
-    return b"loc.gov/standards/alto" in head
-
-
 def open_source(spec: str, *, seed: int = 0) -> list[Sample]:
     """Read the samples a command-line data argument names.
 
@@ -295,7 +289,7 @@ def open_source(spec: str, *, seed: int = 0) -> list[Sample]:
     if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
         return read_list(path)
     if path.is_file() and path.suffix.lower() == ".xml":
-        return read_alto(path) if _is_alto(path) else read_page(path)
+        return read_alto(path) if is_alto(path) else read_page(path)
     if path.is_file():
         raise InputError(f"{spec}: not a data source; expected {SPEC_HELP}")
     # A drive letter (C:\...) is one character, so it never looks like a type.

@@ -34,17 +34,10 @@ from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.tfdata import LineDataset
 from mdrnn.decoding import greedy_decode
 from mdrnn.errors import InputError
-from mdrnn.models import (
-    PRESETS,
-    build_model,
-    load_model,
-    metadata,
-    output_lengths,
-    transfer_weights,
-    width_multiple,
-)
+from mdrnn.models import PRESETS, build_model, output_lengths, transfer_weights, width_multiple
 from mdrnn.pipelines.atomic import atomic_path
 from mdrnn.pipelines.checkpoint import read_state, restore_checkpoint, save_checkpoint
+from mdrnn.pipelines.finetune import start_from
 from mdrnn.pipelines.metrics import ErrorRates, error_rates
 from mdrnn.pipelines.preprocess import PreprocessConfig
 from mdrnn.pipelines.progress import EpochProgress
@@ -140,28 +133,6 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     if config.mixed_precision:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
-
-
-def start_from(config: TrainConfig, train_samples) -> tuple[keras.Model, TrainConfig, Charset]:
-    """The trained model to fine-tune, the config that rebuilds it, and its charset
-    extended by the symbols of the training data it lacks (new output rows)."""
-    model = load_model(config.initial_model)
-    try:
-        info = metadata(model)
-        charset = Charset.from_config(info.charset)
-        spec, preprocessing = dict(info.architecture), dict(info.preprocessing)
-    except (ValueError, TypeError):
-        raise InputError(f"{config.initial_model}: not an mdrnn recogniser (no usable "
-                         "metadata)") from None
-    if config.initial_dropout is not None:
-        spec["dropout"] = config.initial_dropout
-    extended = charset.extended(s.text for s in train_samples)
-    if extended.num_classes > charset.num_classes:
-        log.warning("fine-tuning %s: %d new symbols %s", config.initial_model,
-                    extended.num_classes - charset.num_classes,
-                    "".join(extended.symbols[charset.num_classes - 1:]))
-    config = dataclasses.replace(config, spec=spec, preprocessing=preprocessing)
-    return model, config, extended
 
 
 def _has_keras_rnn(model) -> bool:
