@@ -28,6 +28,7 @@ from pathlib import Path, PurePath
 import cv2
 import numpy as np
 
+from mdrnn.datasets.charset import TOKEN_SEPARATOR
 from mdrnn.datasets.imageio import load_image
 from mdrnn.errors import InputError
 from mdrnn.pipelines.atomic import atomic_write
@@ -126,7 +127,7 @@ def write_samples(samples, out: Path, config: PreprocessConfig,
     for sample in samples:
         name = _safe_name(sample.id)
         job = InputFile(Path(sample.name), name)
-        text = sample.text if isinstance(sample.text, str) else "|".join(sample.text)
+        text = sample.text if isinstance(sample.text, str) else TOKEN_SEPARATOR.join(sample.text)
         gt = out / (name + ".gt.txt")
         if gt.exists() and not overwrite:
             results.append(JobResult(job, "skipped"))

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
-from keras import ops
 
-
-def _ceil_div(size, block: int):
-    return -(-size // block)
+from mdrnn.layers.subsample import any_pooled, ceil_div
 
 
 @keras.saving.register_keras_serializable(package="mdrnn")
@@ -49,7 +46,7 @@ class MaskedConvBlock2D(keras.layers.Layer):
 
     def output_width(self, width):
         """Columns out for `width` valid columns in (int or integer tensor)."""
-        return _ceil_div(width, self.pool[1])
+        return ceil_div(width, self.pool[1])
 
     def call(self, inputs, mask=None):
         valid = None if mask is None else tf.cast(mask[..., None], inputs.dtype)
@@ -62,8 +59,8 @@ class MaskedConvBlock2D(keras.layers.Layer):
         if valid is not None:  # masked pixels never win a maximum
             x = tf.where(valid > 0, x, lowest)
         shape = tf.shape(x)
-        pad = [[0, 0], [0, _ceil_div(shape[1], ph) * ph - shape[1]],
-               [0, _ceil_div(shape[2], pw) * pw - shape[2]], [0, 0]]
+        pad = [[0, 0], [0, ceil_div(shape[1], ph) * ph - shape[1]],
+               [0, ceil_div(shape[2], pw) * pw - shape[2]], [0, 0]]
         x = tf.nn.max_pool2d(tf.pad(x, pad, constant_values=lowest), (ph, pw), (ph, pw),
                              "VALID")
         if valid is None:
@@ -72,18 +69,13 @@ class MaskedConvBlock2D(keras.layers.Layer):
         return tf.where(pooled > 0, x, tf.zeros_like(x))
 
     def compute_mask(self, inputs, mask=None):
-        if mask is None:
-            return None
-        ph, pw = self.pool
-        mask = ops.cast(mask[..., None], "float32")
-        mask = ops.pad(mask, [[0, 0], [0, ph - 1], [0, pw - 1], [0, 0]])
-        return ops.max_pool(mask, (ph, pw), strides=(ph, pw), padding="valid")[..., 0] > 0
+        return None if mask is None else any_pooled(mask, self.pool)
 
     def compute_output_shape(self, input_shape):
         b, h, w, _ = input_shape
         ph, pw = self.pool
-        return (b, None if h is None else _ceil_div(h, ph),
-                None if w is None else _ceil_div(w, pw), self.filters)
+        return (b, None if h is None else ceil_div(h, ph),
+                None if w is None else ceil_div(w, pw), self.filters)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "pool": list(self.pool),

@@ -7,8 +7,21 @@ import tensorflow as tf
 from keras import ops
 
 
-def _ceil_div(size, block: int):
+def ceil_div(size, block: int):
     return -(-size // block)
+
+
+def any_pooled(mask, block):
+    """A (B, H, W) boolean mask over bh x bw blocks: a block is valid when any pixel is.
+
+    keras.ops with static padding only, since Keras also builds masks symbolically:
+    padding by block - 1 makes the last partial block whole, and "valid" pooling
+    drops the rest.
+    """
+    bh, bw = block
+    mask = ops.cast(mask[..., None], "float32")
+    mask = ops.pad(mask, [[0, 0], [0, bh - 1], [0, bw - 1], [0, 0]])
+    return ops.max_pool(mask, (bh, bw), strides=(bh, bw), padding="valid")[..., 0] > 0
 
 
 @keras.saving.register_keras_serializable(package="mdrnn")
@@ -54,11 +67,11 @@ class BlockSubsample2D(keras.layers.Layer):
                              f"width, channels), got shape {tuple(input_shape)}")
 
     def output_height(self, height):
-        return _ceil_div(height, self.block[0])
+        return ceil_div(height, self.block[0])
 
     def output_width(self, width):
         """Frames out for `width` valid columns in (int or integer tensor)."""
-        return _ceil_div(width, self.block[1])
+        return ceil_div(width, self.block[1])
 
     def call(self, inputs, mask=None):
         bh, bw = self.block
@@ -74,16 +87,7 @@ class BlockSubsample2D(keras.layers.Layer):
         return tf.reshape(x, [b, oh, ow, bh * bw * inputs.shape[-1]])
 
     def compute_mask(self, inputs, mask=None):
-        if mask is None:
-            return None
-        # A block is valid when any of its pixels is. keras.ops with static padding
-        # only, since Keras also builds the mask symbolically: padding by block - 1
-        # makes the last partial block whole, and "valid" pooling drops the rest.
-        bh, bw = self.block
-        mask = ops.cast(mask[..., None], "float32")
-        mask = ops.pad(mask, [[0, 0], [0, bh - 1], [0, bw - 1], [0, 0]])
-        pooled = ops.max_pool(mask, (bh, bw), strides=(bh, bw), padding="valid")
-        return pooled[..., 0] > 0
+        return None if mask is None else any_pooled(mask, self.block)
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape
