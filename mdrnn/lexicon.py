@@ -8,12 +8,17 @@ entries, and a line's exact ``p(text | x)``.
 
 from __future__ import annotations
 
+import logging
 from numbers import Integral
+from pathlib import Path
 
 import numpy as np
 
+from mdrnn.datasets.samples import read_text
 from mdrnn.decoding import BLANK, _beam_results, _prepare, _text
 from mdrnn.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 class Lexicon:
@@ -190,3 +195,41 @@ def lexicon_decode_line(logits, lengths, lexicon: Lexicon, separator: int, chars
                          f" contains the separator id {separator}")
     transitions, final = lexicon.line_automaton(separator, classes)
     return _beam_results(log_probs, lengths, beam_width, charset, transitions, final)
+
+
+def read_lexicon(path: str | Path, charset, *, split_words: bool = False) -> Lexicon:
+    """Read a word list (UTF-8, one entry per line) for the lexicon decoder.
+
+    Runs of whitespace inside an entry become one space. For a token charset
+    (a non-empty separator, e.g. IFN/ENIT shape labels) an entry is written as
+    the recogniser prints it: its symbols joined by the separator. Entries that
+    hold symbols the model cannot emit could never be chosen: they are left out
+    with a warning.
+
+    Args:
+        path: the word list.
+        charset: the model's charset.
+        split_words: split entries at spaces into words (line mode joins words
+            with spaces, so an entry may not contain one).
+
+    Raises:
+        InputError: the file is missing or unreadable, or no entry is usable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such lexicon file")
+    entries, unusable = {}, []
+    for line in read_text(path).splitlines():
+        words = line.split() if split_words else [" ".join(line.split())]
+        for word in filter(None, words):
+            entry = tuple(word.split(charset.separator)) if charset.separator else word
+            if charset.unknown_symbols(entry):
+                unusable.append(word)
+            else:
+                entries.setdefault(entry)
+    if unusable:
+        log.warning("%s: %d entries use symbols the model cannot emit and are left out "
+                    "(first: %r)", path, len(unusable), unusable[0])
+    if not entries:
+        raise InputError(f"{path}: no usable lexicon entries")
+    return Lexicon(list(entries), charset)

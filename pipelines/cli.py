@@ -10,6 +10,9 @@ from pathlib import Path
 
 import click
 
+from mdrnn.pipelines.cli_lm import lm_group
+from mdrnn.pipelines.options import BATCH_SIZE, decoder_options, load_recognizer, user_errors
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output (repeatable).")
@@ -24,55 +27,6 @@ def main(verbose: int, quiet: bool) -> None:
 
 # The keys of mdrnn.models.PRESETS (a test keeps them equal), without importing Keras.
 PRESET_NAMES = ["graves2009", "graves2009_x9", "graves2009_x9_wide", "blstm_ctc", "crnn"]
-# Options shared by the recognition commands (transcribe, evaluate).
-BATCH_SIZE = click.option("--batch-size", type=click.IntRange(min=1), default=64,
-                          show_default=True, help="Lines per forward pass.")
-
-
-def decoder_options(command):
-    """Add --decoder, --beam-width, --lexicon and --lexicon-mode to a command."""
-    options = [
-        click.option("--decoder", type=click.Choice(["greedy", "beam", "lexicon"]),
-                     default="greedy", show_default=True,
-                     help="CTC decoding: best path, prefix beam search, or words of --lexicon."),
-        click.option("--beam-width", type=click.IntRange(min=1), default=16, show_default=True,
-                     help="Prefixes kept by the beam search."),
-        click.option("--lexicon", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="Word list, one entry per line, for --decoder lexicon."),
-        click.option("--lexicon-mode", type=click.Choice(["word", "line"]), default="word",
-                     show_default=True,
-                     help="word: each image shows one entry; line: entries joined by spaces."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-@contextlib.contextmanager
-def _user_errors():
-    """Turn bad input and unwritable output into a one-line `Error: ...` (exit 1)."""
-    from mdrnn.errors import InputError
-
-    try:
-        yield
-    except (InputError, OSError) as error:
-        raise click.ClickException(str(error)) from None
-
-
-def _recognizer(model, decoder, beam_width, lexicon, lexicon_mode, batch_size):
-    """Check the decoder options together, then load the model (TensorFlow is imported here)."""
-    if decoder == "lexicon" and lexicon is None:
-        raise click.UsageError("--decoder lexicon needs --lexicon FILE")
-    if lexicon is not None and decoder != "lexicon":
-        raise click.UsageError("--lexicon goes with --decoder lexicon")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from mdrnn.pipelines.transcribe import Recognizer
-    from mdrnn.zoo import resolve_model
-
-    return Recognizer.load(resolve_model(model), decoder=decoder, beam_width=beam_width,
-                           lexicon=lexicon, lexicon_mode=lexicon_mode, batch_size=batch_size)
-
-
 def _quiet() -> bool:
     """Whether the group was given -q (only errors are printed)."""
     return bool(click.get_current_context().find_root().params.get("quiet"))
@@ -109,8 +63,7 @@ def _report_failures(failures, total: int, what: str) -> None:
 @click.option("--pages", is_flag=True, help="Inputs are page scans: find their lines first.")
 @BATCH_SIZE
 @click.option("--overwrite", is_flag=True, help="Redo inputs that already have output.")
-def transcribe(model, inputs, out_dir, output_format, decoder, beam_width, lexicon, lexicon_mode,
-               pages, batch_size, overwrite):
+def transcribe(model, inputs, out_dir, output_format, decoding, pages, batch_size, overwrite):
     """Transcribe line images, or page scans with --pages, with a trained MODEL.
 
     MODEL is a .keras file or the name of a shipped model (see `mdrnn models`).
@@ -130,8 +83,8 @@ def transcribe(model, inputs, out_dir, output_format, decoder, beam_width, lexic
             check_unique_names(files)
     except InputError as error:
         raise click.BadParameter(str(error), param_hint="INPUTS") from None
-    with _user_errors():
-        recognizer = _recognizer(model, decoder, beam_width, lexicon, lexicon_mode, batch_size)
+    with user_errors():
+        recognizer = load_recognizer(model, decoding, batch_size)
         from mdrnn.pipelines.transcribe import transcribe_files
         from mdrnn.pipelines.writers import open_writer
 
@@ -155,8 +108,7 @@ def transcribe(model, inputs, out_dir, output_format, decoder, beam_width, lexic
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write per-line results (id, reference, hypothesis, errors, confidence) "
                    "to this TSV file.")
-def evaluate_command(model, data, decoder, beam_width, lexicon, lexicon_mode, batch_size,
-                     output):
+def evaluate_command(model, data, decoding, batch_size, output):
     """Measure CER, WER and line accuracy of MODEL (a file or a shipped model's name)
     on transcribed DATA.
 
@@ -164,8 +116,8 @@ def evaluate_command(model, data, decoder, beam_width, lexicon, lexicon_mode, ba
     (image<TAB>text), a PAGE .xml, digits:val, or TYPE:PATH with TYPE one of
     iam, iam-ok, ifnenit, ifnenit-aw1, page, alto, folder, list.
     """
-    with _user_errors():
-        recognizer = _recognizer(model, decoder, beam_width, lexicon, lexicon_mode, batch_size)
+    with user_errors():
+        recognizer = load_recognizer(model, decoding, batch_size)
         from mdrnn.datasets.formats import open_source
         from mdrnn.pipelines import evaluate as evaluation
 
@@ -192,7 +144,7 @@ def export_command(model, folder):
     FOLDER/mdrnn.json holds the charset and how to decode.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _user_errors():
+    with user_errors():
         from mdrnn.pipelines.export import export_model
         from mdrnn.zoo import resolve_model
 
@@ -341,15 +293,21 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
               help="Fine-tune a trained model (file or shipped name): its network, height "
                    "and weights, its charset extended by the new data's symbols. --preset, "
                    "--spec, --height and --right-to-left are then the model's.")
+@click.option("--lm", "lm_mode", type=click.Choice(["auto", "none"]), default="none",
+              show_default=True,
+              help="auto: after training, build a character LM of the training texts, tune "
+                   "its weight on --val and store both in the model (needs the lm extra).")
+@click.option("--lm-order", type=click.IntRange(1, 20), default=6, show_default=True,
+              help="The --lm auto model's longest n-gram.")
 def train_command(train_data, val_data, out, preset, spec_file, height, right_to_left, epochs,
                   batch_size, optimizer, learning_rate, schedule, lr_factor, lr_patience,
                   patience, augment, dropout, epoch_lines, time_limit, seed, xla,
-                  mixed_precision, devices, resume, from_model):
+                  mixed_precision, devices, resume, from_model, lm_mode, lm_order):
     """Train a recogniser; the best model by validation CER is OUT/model.keras."""
     import json
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _user_errors():
+    with user_errors():
         spec = preset
         if spec_file:
             try:
@@ -378,10 +336,27 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
                 initial_dropout=dropout if initial else None)
         except ValueError as error:
             raise click.UsageError(str(error)) from None
-        result = train(open_source(train_data, seed=seed), open_source(val_data, seed=seed),
-                       out, config, resume=resume, devices=devices, verbose=0 if _quiet() else 1)
-    click.echo(f"best validation CER {100 * result.best_cer:.2f}% at epoch {result.best_epoch}; "
-               f"model: {result.model_path}")
+        if lm_mode == "auto":
+            from mdrnn.lm_decoding import require_flashlight
+
+            require_flashlight()  # fail now, not after hours of training, if the extra is missing
+        train_samples, val_samples = (open_source(train_data, seed=seed),
+                                      open_source(val_data, seed=seed))
+        result = train(train_samples, val_samples, out, config, resume=resume, devices=devices,
+                       verbose=0 if _quiet() else 1)
+        click.echo(f"best validation CER {100 * result.best_cer:.2f}% at epoch "
+                   f"{result.best_epoch}; model: {result.model_path}")
+        if lm_mode == "auto":
+            from mdrnn.pipelines.lm_tune import lm_auto
+
+            lm, trials = lm_auto(result.model_path, train_samples, val_samples, order=lm_order)
+            if lm.weight:
+                click.echo(f"with its {lm_order}-gram character LM (weight {lm.weight:g}): "
+                           f"validation CER {100 * min(t.cer for t in trials):.2f}%, beam "
+                           f"search without it {100 * trials[0].cer:.2f}%")
+
+
+main.add_command(lm_group)
 
 
 @main.command()
@@ -398,7 +373,7 @@ def demo(out, minutes, seed):
     other digit images, and is measured on strings of digit images it never saw.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _user_errors():
+    with user_errors():
         from mdrnn.pipelines.checkpoint import read_state
 
         if read_state(out / "checkpoint") is not None:

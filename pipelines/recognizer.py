@@ -22,7 +22,6 @@ option for long jobs and accelerators (not measured here).
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,14 +33,12 @@ import tensorflow as tf
 
 import mdrnn.layers  # noqa: F401  (registers the custom layers for loading)
 from mdrnn.datasets.charset import Charset
-from mdrnn.datasets.samples import read_text
 from mdrnn.decoding import beam_search_decode, greedy_decode
 from mdrnn.errors import InputError
-from mdrnn.lexicon import Lexicon, lexicon_decode_line, lexicon_decode_word
+from mdrnn.lexicon import Lexicon, lexicon_decode_line, lexicon_decode_word, read_lexicon
+from mdrnn.lm_decoding import LanguageModel, NgramDecoder, embedded_lm
 from mdrnn.models import load_model, metadata, output_lengths, width_multiple
 from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
-
-log = logging.getLogger(__name__)
 
 DECODERS = ("greedy", "beam", "lexicon")
 LEXICON_MODES = ("word", "line")
@@ -75,44 +72,6 @@ class LineResult:
         return out
 
 
-def read_lexicon(path: str | Path, charset: Charset, *, split_words: bool = False) -> Lexicon:
-    """Read a word list (UTF-8, one entry per line) for the lexicon decoder.
-
-    Runs of whitespace inside an entry become one space. For a token charset
-    (a non-empty separator, e.g. IFN/ENIT shape labels) an entry is written as
-    the recogniser prints it: its symbols joined by the separator. Entries that
-    hold symbols the model cannot emit could never be chosen: they are left out
-    with a warning.
-
-    Args:
-        path: the word list.
-        charset: the model's charset.
-        split_words: split entries at spaces into words (line mode joins words
-            with spaces, so an entry may not contain one).
-
-    Raises:
-        InputError: the file is missing or unreadable, or no entry is usable.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such lexicon file")
-    entries, unusable = {}, []
-    for line in read_text(path).splitlines():
-        words = line.split() if split_words else [" ".join(line.split())]
-        for word in filter(None, words):
-            entry = tuple(word.split(charset.separator)) if charset.separator else word
-            if charset.unknown_symbols(entry):
-                unusable.append(word)
-            else:
-                entries.setdefault(entry)
-    if unusable:
-        log.warning("%s: %d entries use symbols the model cannot emit and are left out "
-                    "(first: %r)", path, len(unusable), unusable[0])
-    if not entries:
-        raise InputError(f"{path}: no usable lexicon entries")
-    return Lexicon(list(entries), charset)
-
-
 class Recognizer:
     """Recognise text line images with a trained model.
 
@@ -121,6 +80,8 @@ class Recognizer:
             and preprocessing in the metadata.
         decoder: "greedy", "beam" or "lexicon".
         beam_width: prefixes kept by the beam search (beam decoder, lexicon lines).
+        lm: for the beam decoder, an n-gram language model to decode with, or
+            "model" for the one stored in the model (see `mdrnn.lm_decoding`).
         lexicon: for the lexicon decoder: a word-list file (see `read_lexicon`),
             a list of words, or a `Lexicon`.
         lexicon_mode: "word": each image shows one entry, the most likely is
@@ -140,6 +101,7 @@ class Recognizer:
     """
 
     def __init__(self, model: keras.Model, *, decoder: str = "greedy", beam_width: int = 16,
+                 lm: LanguageModel | str | None = None,
                  lexicon: str | Path | Iterable[str] | Lexicon | None = None,
                  lexicon_mode: str = "word", batch_size: int = 64, xla: bool = False,
                  name: str = "model"):
@@ -152,6 +114,8 @@ class Recognizer:
                 raise ValueError(f"{option} must be a positive integer, got {value!r}")
         if (decoder == "lexicon") != (lexicon is not None):
             raise ValueError("a lexicon goes with decoder='lexicon', and that decoder needs one")
+        if lm is not None and decoder != "beam":
+            raise ValueError("a language model goes with decoder='beam'")
         self.model, self.name = model, name
         self.decoder, self.beam_width, self.lexicon_mode = decoder, beam_width, lexicon_mode
         self.batch_size, self.xla = batch_size, xla
@@ -171,6 +135,7 @@ class Recognizer:
             raise InputError(f"{name}: the model has {classes} outputs, its charset needs "
                              f"{self.charset.num_classes}")
         self.lexicon = self._lexicon(lexicon) if lexicon is not None else None
+        self.lm_decoder = self._lm_decoder(lm) if lm is not None else None
         self._separator = None
         if self.lexicon is not None and lexicon_mode == "line":
             if " " not in self.charset:
@@ -188,6 +153,16 @@ class Recognizer:
             signature = [tf.TensorSpec((None, self.config.height, None, 1), tf.float32),
                          tf.TensorSpec((None,), tf.int32)]
             self._forward = tf.function(forward, input_signature=signature)
+
+    def _lm_decoder(self, lm: LanguageModel | str) -> NgramDecoder:
+        if isinstance(lm, LanguageModel):
+            return NgramDecoder(lm, self.charset.symbols, beam_width=self.beam_width)
+        if lm != "model":
+            raise ValueError(f"lm must be a LanguageModel or 'model', got {lm!r}")
+        with embedded_lm(self.model) as stored:
+            if stored is None:
+                raise InputError(f"{self.name}: the model carries no language model")
+            return NgramDecoder(stored, self.charset.symbols, beam_width=self.beam_width)
 
     def _lexicon(self, lexicon) -> Lexicon:
         if isinstance(lexicon, Lexicon):
@@ -261,6 +236,8 @@ class Recognizer:
         """Decode a batch of logits with the chosen decoder."""
         if self.decoder == "greedy":
             decoded = greedy_decode(logits, lengths, per_char=True)
+        elif self.lm_decoder is not None:
+            decoded = self.lm_decoder.decode(logits, lengths)
         elif self.decoder == "beam":
             decoded = beam_search_decode(logits, lengths, beam_width=self.beam_width)
         elif self.lexicon_mode == "word":

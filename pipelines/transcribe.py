@@ -29,12 +29,11 @@ from mdrnn.pipelines.recognizer import (
     LEXICON_MODES,
     LineResult,
     Recognizer,
-    read_lexicon,
 )
 from mdrnn.pipelines.segment import segment_page
 
 __all__ = ["DECODERS", "LEXICON_MODES", "WINDOW_BATCHES", "JobReport", "LineResult",
-           "Recognizer", "TranscribedLine", "Transcription", "read_lexicon", "transcribe_files"]
+           "Recognizer", "TranscribedLine", "Transcription", "transcribe_files"]
 
 WINDOW_BATCHES = 8
 """Lines are sorted by width within windows of this many batches."""

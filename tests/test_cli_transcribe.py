@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from lxml import etree
 from tiny import line_images, write_line_folder
 
+from mdrnn.lm import UNITS
 from mdrnn.pipelines.cli import main
 from mdrnn.pipelines.transcribe import DECODERS, LEXICON_MODES, Recognizer
 from mdrnn.pipelines.writers import FORMATS, JSONL_NAME
@@ -45,7 +46,7 @@ def test_cli_choices_match_the_library():
     choices = {p.name: tuple(p.type.choices) for p in transcribe.params
                if hasattr(p.type, "choices")}
     assert choices == {"output_format": FORMATS, "decoder": DECODERS,
-                       "lexicon_mode": LEXICON_MODES}
+                       "lexicon_mode": LEXICON_MODES, "lm_unit": UNITS}
 
 
 def test_txt_output(model_file, lines, expected, tmp_path):

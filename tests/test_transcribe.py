@@ -12,10 +12,11 @@ from tiny import TINY_SPEC, line_images, tiny_model
 from mdrnn.datasets.charset import Charset
 from mdrnn.decoding import greedy_decode
 from mdrnn.errors import InputError
+from mdrnn.lexicon import read_lexicon
 from mdrnn.models import build_model
 from mdrnn.pipelines.inputs import InputFile
 from mdrnn.pipelines.preprocess import PreprocessConfig
-from mdrnn.pipelines.transcribe import Recognizer, read_lexicon, transcribe_files
+from mdrnn.pipelines.transcribe import Recognizer, transcribe_files
 from mdrnn.pipelines.writers import JsonlWriter, TextWriter
 
 

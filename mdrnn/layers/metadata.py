@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
+
+LM_ASSET = "lm.arpa.gz"
 
 
 @keras.saving.register_keras_serializable(package="mdrnn")
@@ -17,16 +21,22 @@ class Metadata(keras.layers.Layer):
         charset: the charset's config (see `mdrnn.datasets.charset.Charset`).
         preprocessing: the preprocessing config as a dict.
         architecture: the spec the network was built from.
+        language_model: how to decode with the model's n-gram LM (unit, order,
+            weight, bonus), or None; the LM itself, gzipped ARPA text in
+            `lm_arpa`, is saved as an asset of the archive.
 
     Example:
         >>> meta = model.get_layer("metadata"); meta.charset
     """
 
-    def __init__(self, charset=None, preprocessing=None, architecture=None, **kwargs):
+    def __init__(self, charset=None, preprocessing=None, architecture=None,
+                 language_model=None, **kwargs):
         super().__init__(**kwargs)
         self.charset = charset
         self.preprocessing = preprocessing
         self.architecture = architecture
+        self.language_model = language_model
+        self.lm_arpa: bytes | None = None
         self.supports_masking = True
 
     def call(self, inputs):
@@ -37,4 +47,13 @@ class Metadata(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "charset": self.charset,
-                "preprocessing": self.preprocessing, "architecture": self.architecture}
+                "preprocessing": self.preprocessing, "architecture": self.architecture,
+                "language_model": self.language_model}
+
+    def save_assets(self, dir_path):
+        if self.lm_arpa is not None:
+            Path(dir_path, LM_ASSET).write_bytes(self.lm_arpa)
+
+    def load_assets(self, dir_path):
+        path = Path(dir_path, LM_ASSET)
+        self.lm_arpa = path.read_bytes() if path.is_file() else None

@@ -1,0 +1,103 @@
+"""Decoding with n-gram language models: CER, WER and lines/s by decoder and LM order.
+
+The network runs once over the validation lines; its outputs are then decoded
+greedily, by the exact prefix beam search, and by flashlight-text's beam search
+with character LMs of each order and a word LM, all built from the training
+transcriptions only. Each LM's weight, word bonus and blank penalty are chosen on
+the validation lines themselves (as `mdrnn train --lm auto` does), so the LM rows
+are tuned on what they report: the figures say what tuning can reach, not what a
+held-out test would show. Speeds are decoding only (lines/s of one process,
+network excluded).
+
+    python benchmarks/lm_decoding.py --model fr-copiste \
+        --train alto:../shared/data/copiste/train --val alto:../shared/data/copiste/val
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="fr-copiste")
+    parser.add_argument("--train", required=True, help="data source of the LM's text")
+    parser.add_argument("--val", required=True, help="data source to tune and report on")
+    parser.add_argument("--orders", default="4,5,6,7,8")
+    parser.add_argument("--word-order", type=int, default=3)
+    parser.add_argument("--beam-widths", default="16,32")
+    parser.add_argument("--json", type=Path, help="write the rows here")
+    args = parser.parse_args()
+
+    from mdrnn.datasets.formats import open_source
+    from mdrnn.decoding import beam_search_decode, greedy_decode
+    from mdrnn.lm import build_arpa
+    from mdrnn.lm_decoding import LanguageModel
+    from mdrnn.models import load_model
+    from mdrnn.pipelines.lm_tune import network_outputs, tune_lm
+    from mdrnn.pipelines.metrics import error_rates
+    from mdrnn.pipelines.recognizer import Recognizer
+    from mdrnn.zoo import resolve_model
+
+    texts = [s.text for s in open_source(args.train)]
+    recognizer = Recognizer(load_model(resolve_model(args.model)), decoder="beam")
+    network = network_outputs(recognizer, open_source(args.val))
+    outputs, references = network[0], [t for batch in network[1] for t in batch]
+    rows = []
+
+    def plain(name, decode):
+        start, hypotheses = time.perf_counter(), []
+        for logits, lengths in outputs:
+            hypotheses += [recognizer.charset.decode(r[0]) for r in decode(logits, lengths)]
+        speed = len(references) / (time.perf_counter() - start)
+        rates = error_rates(references, hypotheses)
+        rows.append({"decoder": name, "cer": rates.cer, "wer": rates.wer, "lines_per_s": speed})
+
+    plain("greedy", greedy_decode)
+    for width in map(int, args.beam_widths.split(",")):
+        plain(f"beam {width}", lambda lg, n, w=width: beam_search_decode(lg, n, beam_width=w))
+    with tempfile.TemporaryDirectory() as tmp:
+        lms = [(f"char {n}-gram", "char", n) for n in map(int, args.orders.split(","))]
+        lms.append((f"word {args.word_order}-gram", "word", args.word_order))
+        for name, unit, order in lms:
+            path = Path(tmp, f"{unit}{order}.arpa")
+            start = time.perf_counter()
+            path.write_bytes(build_arpa(texts, order=order, unit=unit))
+            built = time.perf_counter() - start
+            for width in map(int, args.beam_widths.split(",")):
+                recognizer.beam_width = width
+                grid = {"bonuses": (0.0, 1.0, 2.0) if unit == "word" else (0.0,),
+                        "weights": (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)}
+                chosen, trials = tune_lm(recognizer, [], LanguageModel(path, unit), **grid,
+                                         network=network)
+                best = min(trials[1:], key=lambda t: t.cer)
+                rows.append({"decoder": f"beam {width} + {name}", "cer": best.cer,
+                             "wer": best.wer, "lines_per_s": best.lines_per_second,
+                             "weight": best.weight, "bonus": best.bonus,
+                             "blank_penalty": best.blank_penalty, "build_s": built,
+                             "arpa_bytes": path.stat().st_size})
+                print(rows[-1], flush=True)
+    greedy = rows[0]["cer"]
+    print(f"\n{len(references)} lines, {platform.processor() or platform.machine()}, "
+          f"{time.strftime('%Y-%m-%d')}\n")
+    print("| decoder | CER % | vs greedy | WER % | lines/s | weight / bonus / blank |")
+    print("|---|--:|--:|--:|--:|---|")
+    for r in rows:
+        tuned = (f"{r['weight']:g} / {r['bonus']:g} / {r['blank_penalty']:g}"
+                 if "weight" in r else "")
+        print(f"| {r['decoder']} | {100 * r['cer']:.2f} | {100 * (r['cer'] / greedy - 1):+.1f}% "
+              f"| {100 * r['wer']:.2f} | {r['lines_per_s']:.0f} | {tuned} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

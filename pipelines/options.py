@@ -1,0 +1,122 @@
+"""Click options shared by the recognition commands (transcribe, evaluate, lm tune).
+
+TensorFlow is imported only when a recogniser is loaded, so `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import logging
+import os
+from pathlib import Path
+
+import click
+
+BATCH_SIZE = click.option("--batch-size", type=click.IntRange(min=1), default=64,
+                          show_default=True, help="Lines per forward pass.")
+DECODING = ("decoder", "beam_width", "lexicon", "lexicon_mode", "lm", "lm_unit", "lm_weight",
+            "word_bonus", "blank_penalty")
+LM_SETTINGS = {"lm_weight": "weight", "word_bonus": "bonus", "blank_penalty": "blank_penalty"}
+
+
+def decoder_options(command):
+    """Add the decoding options to a command, passed to it as one `decoding` dict."""
+    options = [
+        click.option("--decoder", type=click.Choice(["greedy", "beam", "lexicon"]),
+                     help="CTC decoding: best path, prefix beam search (with the LM, if "
+                          "any), or words of --lexicon. [beam if the model carries a "
+                          "language model or --lm is given, else greedy]"),
+        click.option("--beam-width", type=click.IntRange(min=1), default=16, show_default=True,
+                     help="Prefixes kept by the beam search."),
+        click.option("--lexicon", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Word list, one entry per line, for --decoder lexicon."),
+        click.option("--lexicon-mode", type=click.Choice(["word", "line"]), default="word",
+                     show_default=True,
+                     help="word: each image shows one entry; line: entries joined by spaces."),
+        click.option("--lm", metavar="FILE|none",
+                     help="N-gram language model (ARPA, see `mdrnn lm build`) for the beam "
+                          "search; 'none' ignores the model's own. [the model's, if any]"),
+        click.option("--lm-unit", type=click.Choice(["char", "word"]), default="char",
+                     show_default=True, help="What the words of --lm are."),
+        click.option("--lm-weight", type=click.FloatRange(0, 10),
+                     help="Scale of the LM's log-probabilities. [the model's, else 1]"),
+        click.option("--word-bonus", type=click.FloatRange(-10, 10),
+                     help="Added per word (char LM: per frame reading a space). "
+                          "[the model's, else 0]"),
+        click.option("--blank-penalty", type=click.FloatRange(-10, 10),
+                     help="Subtracted from the blank's log-probability per frame, against "
+                          "the deletions an LM favours. [the model's, else 0]"),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        decoding = {key: kwargs.pop(key) for key in DECODING}
+        return command(*args, decoding=decoding, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turn bad input and unwritable output into a one-line `Error: ...` (exit 1)."""
+    from mdrnn.errors import InputError
+
+    try:
+        yield
+    except (InputError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+def load_recognizer(model: str, decoding: dict, batch_size: int):
+    """Check the decoding options together, then load MODEL (a file or a shipped name)
+    with its language model where one applies; TensorFlow is imported here."""
+    decoder, lm = decoding["decoder"], decoding["lm"]
+    explicit_lm = lm is not None and lm != "none"
+    tuned = any(decoding[key] is not None for key in LM_SETTINGS)
+    if decoder == "lexicon" and decoding["lexicon"] is None:
+        raise click.UsageError("--decoder lexicon needs --lexicon FILE")
+    if decoding["lexicon"] is not None and decoder != "lexicon":
+        raise click.UsageError("--lexicon goes with --decoder lexicon")
+    if decoder in ("greedy", "lexicon") and (explicit_lm or tuned):
+        raise click.UsageError(f"--lm and its settings go with the beam decoder, not "
+                               f"--decoder {decoder}")
+    if explicit_lm and not Path(lm).is_file():
+        raise click.BadParameter(f"{lm}: no such language model file", param_hint="--lm")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mdrnn.errors import InputError
+    from mdrnn.lm_decoding import LanguageModel, embedded_lm, require_flashlight
+    from mdrnn.models import load_model
+    from mdrnn.pipelines.recognizer import Recognizer
+    from mdrnn.zoo import resolve_model
+
+    path = resolve_model(model)
+    network = load_model(path)
+    options = dict(beam_width=decoding["beam_width"], lexicon=decoding["lexicon"],
+                   lexicon_mode=decoding["lexicon_mode"], batch_size=batch_size, name=str(path))
+    with embedded_lm(network) as stored:
+        chosen = None
+        if explicit_lm:
+            chosen = LanguageModel(Path(lm), unit=decoding["lm_unit"])
+        elif lm is None and decoder in (None, "beam") and stored is not None:
+            try:
+                require_flashlight()
+                chosen = stored
+            except InputError as error:  # the core install: decode without the LM
+                logging.getLogger(__name__).warning(
+                    "%s carries a language model, left unused: %s", path, error)
+        if chosen is None and tuned:
+            raise click.UsageError("--lm-weight, --word-bonus and --blank-penalty need a "
+                                   "language model: --lm FILE, or a model that carries one")
+        if chosen is not None:
+            given = {field: decoding[key] for key, field in LM_SETTINGS.items()
+                     if decoding[key] is not None}
+            try:
+                chosen = dataclasses.replace(chosen, **given)
+            except ValueError as error:
+                raise click.UsageError(str(error)) from None
+        return Recognizer(network, decoder=decoder or ("beam" if chosen else "greedy"),
+                          lm=chosen, **options)
