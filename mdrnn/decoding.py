@@ -174,13 +174,16 @@ class _Prefixes:
         return tuple(reversed(ids))
 
 
-def _prefix_beam_search(log_probs, lengths, width, transitions=None, final=None) -> list[tuple]:
+def _prefix_beam_search(log_probs, lengths, width, transitions=None, final=None,
+                        lm_scores=None, end_scores=None) -> list[tuple]:
     """CTC prefix beam search over a batch in lockstep, in log space.
 
     Optionally constrained by a deterministic automaton over characters:
     `transitions` (S, C) gives the next state (-1: not allowed) from each state,
     state 0 is the start, and only prefixes ending in a `final` state may be
-    returned (otherwise the best prefix cut back to its last final state).
+    returned (otherwise the best prefix cut back to its last final state). A
+    weighted automaton (an n-gram LM) adds `lm_scores[state, c]` when a prefix grows
+    by c and `end_scores[state]` to the finished prefixes.
 
     Returns:
         The best labelling per sample, as a tuple of ids.
@@ -206,6 +209,8 @@ def _prefix_beam_search(log_probs, lengths, width, transitions=None, final=None)
         rb, rw = np.nonzero(last > 0)
         rc = last[rb, rw]
         grow[rb, rw, rc - 1] = lp_blank[rb, rw] + frame[rb, rc]
+        if lm_scores is not None:
+            grow += lm_scores[tree.state[safe]][:, :, 1:]
         if transitions is not None:
             grow[transitions[tree.state[safe]][:, :, 1:] < 0] = -np.inf
         # An extension that equals a prefix already in the beam adds to its paths.
@@ -231,6 +236,8 @@ def _prefix_beam_search(log_probs, lengths, width, transitions=None, final=None)
         lp_char = np.where(dead, -np.inf,
                            np.where(grown, top_scores, np.take_along_axis(stay_char, source, 1)))
     total = np.where(node >= 0, np.logaddexp(lp_blank, lp_char), -np.inf)
+    if end_scores is not None:
+        total = total + end_scores[tree.state[np.maximum(node, 0)]]
     if final is not None:
         ending = np.where(final[tree.state[np.maximum(node, 0)]], total, -np.inf)
         # Prefer an entry that may end here; with none, the best is cut back.

@@ -148,6 +148,15 @@ def _int(text: str, path: Path, number: int) -> int:
         raise InputError(f"{path}: line {number}: {text.strip()!r} is not a number") from None
 
 
+def require_varikn():
+    """The varikn module; InputError naming the extra when it is not installed."""
+    try:
+        import varikn
+    except ImportError:
+        raise InputError(f"building a language model needs VariKN: {EXTRA_HINT}") from None
+    return varikn
+
+
 def build_arpa(texts: Iterable[str | Sequence[str]], *, order: int = 6, unit: str = "char",
                prune: float = 0.01) -> bytes:
     """Estimate a Kneser-Ney n-gram model of transcriptions; return it as ARPA text.
@@ -168,10 +177,7 @@ def build_arpa(texts: Iterable[str | Sequence[str]], *, order: int = 6, unit: st
         raise ValueError(f"order must be an integer in 1..20, got {order!r}")
     if not prune > 0:
         raise ValueError(f"prune must be positive, got {prune!r}")
-    try:
-        import varikn
-    except ImportError:
-        raise InputError(f"building a language model needs VariKN: {EXTRA_HINT}") from None
+    varikn = require_varikn()
     with tempfile.TemporaryDirectory(prefix="mdrnn-lm-") as tmp:
         corpus, lines = Path(tmp, "corpus.txt"), 0
         with open(corpus, "w", encoding="utf-8") as stream:
@@ -192,7 +198,7 @@ def build_arpa(texts: Iterable[str | Sequence[str]], *, order: int = 6, unit: st
             trainer.initialize(str(corpus), 1_000_000, 0, 0, "", "<s>", False, "")
             trainer.grow(1)
             trainer.write_file(str(raw), True)
-        grams = _read_entries(raw)
+        grams = read_ngrams(raw)
         _complete(grams)
         final = Path(tmp, "lm.arpa")
         _write_arpa(grams, final)
@@ -200,8 +206,9 @@ def build_arpa(texts: Iterable[str | Sequence[str]], *, order: int = 6, unit: st
         return final.read_bytes()
 
 
-def _read_entries(path: Path) -> list[dict[tuple[str, ...], list[float]]]:
-    """VariKN's ARPA file as one dict per order: words -> [log10 p, log10 backoff]."""
+def read_ngrams(path: Path) -> list[dict[tuple[str, ...], list[float]]]:
+    """An ARPA file's n-grams, one dict per order (index 0 empty): words -> [log10 p,
+    log10 backoff]; fields separated by tabs or spaces."""
     grams: list[dict] = [{}]
     order = 0
     with open(path, encoding="utf-8") as lines:

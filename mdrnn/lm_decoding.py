@@ -1,4 +1,10 @@
-"""CTC beam search with an n-gram language model, by flashlight-text's decoders.
+"""CTC beam search with an n-gram language model: the settings, the decoders, the stored LM.
+
+Two decoders do it. A character LM is decoded by default with the exact prefix
+beam search of `mdrnn.decoding` over the LM compiled to an automaton
+(`mdrnn.lm_automaton`: no extra needed once the model is built, and as accurate
+and fast as flashlight-text's on the Copiste lines, benchmarks/RESULTS.md). A word
+LM needs flashlight-text, or any LM with ``engine="flashlight"``.
 
 flashlight-text (the decoder of wav2letter, torchaudio and PyLaia; a wheel with
 KenLM inside, ``pip install "mdrnn[lm]"``) runs a CTC beam search in C++ that adds
@@ -37,6 +43,7 @@ from mdrnn.lm import EXTRA_HINT, SPACE, UNITS, lm_token, quiet_native_output, re
 TOKENS_PER_STEP = 16
 THRESHOLD = 15.0
 MAX_WEIGHT = 10.0
+ENGINES = ("auto", "prefix", "flashlight")
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,24 @@ class LanguageModel:
             if not -MAX_WEIGHT <= getattr(self, name) <= MAX_WEIGHT:
                 raise ValueError(f"{name.replace('_', ' ')} must lie in -{MAX_WEIGHT:g}.."
                                  f"{MAX_WEIGHT:g}, got {getattr(self, name)!r}")
+
+
+def lm_decoder(lm: LanguageModel, symbols: tuple[str, ...], *, beam_width: int = 16,
+               engine: str = "auto"):
+    """A decoder with ``decode(logits, lengths) -> [(ids, p(text | x))]`` for the LM.
+
+    Args:
+        engine: "prefix" (`mdrnn.lm_automaton.PrefixLMDecoder`, character LMs),
+            "flashlight" (`FlashlightDecoder`), or "auto": prefix for a character
+            LM, flashlight for a word LM.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine == "prefix" or (engine == "auto" and lm.unit == "char"):
+        from mdrnn.lm_automaton import PrefixLMDecoder
+
+        return PrefixLMDecoder(lm, symbols, beam_width=beam_width)
+    return FlashlightDecoder(lm, symbols, beam_width=beam_width)
 
 
 def require_flashlight():
@@ -111,7 +136,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-class NgramDecoder:
+class FlashlightDecoder:
     """Decode CTC logits with a language model.
 
     Args:

@@ -337,9 +337,9 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
         except ValueError as error:
             raise click.UsageError(str(error)) from None
         if lm_mode == "auto":
-            from mdrnn.lm_decoding import require_flashlight
+            from mdrnn.lm import require_varikn
 
-            require_flashlight()  # fail now, not after hours of training, if the extra is missing
+            require_varikn()  # fail now, not after hours of training, if the extra is missing
         train_samples, val_samples = (open_source(train_data, seed=seed),
                                       open_source(val_data, seed=seed))
         result = train(train_samples, val_samples, out, config, resume=resume, devices=devices,

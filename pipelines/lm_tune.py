@@ -24,7 +24,7 @@ from mdrnn.datasets.samples import Sample
 from mdrnn.decoding import beam_search_decode
 from mdrnn.errors import InputError
 from mdrnn.lm import build_arpa
-from mdrnn.lm_decoding import LanguageModel, NgramDecoder, attach_lm
+from mdrnn.lm_decoding import LanguageModel, attach_lm, lm_decoder
 from mdrnn.models import load_model
 from mdrnn.pipelines.atomic import atomic_path
 from mdrnn.pipelines.metrics import error_rates
@@ -68,12 +68,13 @@ def network_outputs(recognizer: Recognizer, samples: Sequence[Sample]):
 
 def tune_lm(recognizer: Recognizer, samples: Sequence[Sample], lm: LanguageModel, *,
             weights: Sequence[float] = WEIGHTS, bonuses: Sequence[float] = BONUSES,
-            penalties: Sequence[float] = PENALTIES,
+            penalties: Sequence[float] = PENALTIES, engine: str = "auto",
             network=None) -> tuple[LanguageModel, list[Trial]]:
     """Choose the LM weight, word bonus and blank penalty with the lowest CER on
     transcribed samples (all combinations are tried).
 
     Args:
+        engine: the LM decoder (see `mdrnn.lm_decoding.lm_decoder`).
         network: `network_outputs(recognizer, samples)`, when already computed.
 
     Returns:
@@ -86,10 +87,9 @@ def tune_lm(recognizer: Recognizer, samples: Sequence[Sample], lm: LanguageModel
     grid = [(w, b, p) for w in weights for b in bonuses for p in penalties if w > 0]
     for weight, bonus, penalty in [(0.0, 0.0, 0.0), *grid]:
         if weight:
-            decode = NgramDecoder(replace(lm, weight=weight, bonus=bonus,
-                                          blank_penalty=penalty),
-                                  recognizer.charset.symbols,
-                                  beam_width=recognizer.beam_width).decode
+            decode = lm_decoder(replace(lm, weight=weight, bonus=bonus, blank_penalty=penalty),
+                                recognizer.charset.symbols, beam_width=recognizer.beam_width,
+                                engine=engine).decode
         else:  # the exact prefix beam search: what decoding without the LM gives
             decode = functools.partial(beam_search_decode,
                                        beam_width=recognizer.beam_width)

@@ -102,12 +102,14 @@ def load_recognizer(model: str, decoding: dict, batch_size: int):
         if explicit_lm:
             chosen = LanguageModel(Path(lm), unit=decoding["lm_unit"])
         elif lm is None and decoder in (None, "beam") and stored is not None:
-            try:
-                require_flashlight()
-                chosen = stored
-            except InputError as error:  # the core install: decode without the LM
-                logging.getLogger(__name__).warning(
-                    "%s carries a language model, left unused: %s", path, error)
+            chosen = stored
+            if stored.unit == "word":
+                try:
+                    require_flashlight()
+                except InputError as error:  # the core install: decode without the LM
+                    logging.getLogger(__name__).warning(
+                        "%s carries a word language model, left unused: %s", path, error)
+                    chosen = None
         if chosen is None and tuned:
             raise click.UsageError("--lm-weight, --word-bonus and --blank-penalty need a "
                                    "language model: --lm FILE, or a model that carries one")

@@ -36,7 +36,7 @@ from mdrnn.datasets.charset import Charset
 from mdrnn.decoding import beam_search_decode, greedy_decode
 from mdrnn.errors import InputError
 from mdrnn.lexicon import Lexicon, lexicon_decode_line, lexicon_decode_word, read_lexicon
-from mdrnn.lm_decoding import LanguageModel, NgramDecoder, embedded_lm
+from mdrnn.lm_decoding import LanguageModel, embedded_lm, lm_decoder
 from mdrnn.models import load_model, metadata, output_lengths, width_multiple
 from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
 
@@ -154,15 +154,15 @@ class Recognizer:
                          tf.TensorSpec((None,), tf.int32)]
             self._forward = tf.function(forward, input_signature=signature)
 
-    def _lm_decoder(self, lm: LanguageModel | str) -> NgramDecoder:
+    def _lm_decoder(self, lm: LanguageModel | str):
         if isinstance(lm, LanguageModel):
-            return NgramDecoder(lm, self.charset.symbols, beam_width=self.beam_width)
+            return lm_decoder(lm, self.charset.symbols, beam_width=self.beam_width)
         if lm != "model":
             raise ValueError(f"lm must be a LanguageModel or 'model', got {lm!r}")
         with embedded_lm(self.model) as stored:
             if stored is None:
                 raise InputError(f"{self.name}: the model carries no language model")
-            return NgramDecoder(stored, self.charset.symbols, beam_width=self.beam_width)
+            return lm_decoder(stored, self.charset.symbols, beam_width=self.beam_width)
 
     def _lexicon(self, lexicon) -> Lexicon:
         if isinstance(lexicon, Lexicon):

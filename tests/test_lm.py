@@ -13,12 +13,17 @@ from mdrnn.lm import build_arpa, lm_token, lm_words, read_arpa
 pytest.importorskip("varikn")
 pytest.importorskip("flashlight.lib.text")
 
+from mdrnn.lm import read_ngrams  # noqa: E402
+from mdrnn.lm_automaton import compile_ngrams  # noqa: E402
 from mdrnn.lm_decoding import (  # noqa: E402
+    FlashlightDecoder,
     LanguageModel,
-    NgramDecoder,
     attach_lm,
     embedded_lm,
+    lm_decoder,
 )
+
+ENGINES = ("prefix", "flashlight")
 
 SYMBOLS = (" ", "a", "b", "c")
 TEXTS = ["abc abc", "abc cab", "cab abc abc", "abc"] * 20
@@ -85,24 +90,47 @@ def test_malformed_arpa_files_are_named(tmp_path, char_lm):
         read_arpa(latin)
 
 
-def test_the_lm_chooses_between_what_the_network_finds_alike(char_lm):
+def test_the_automaton_scores_as_kenlm_does(char_lm):
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
+
+    tokens = ["<blank>", "<space>", "a", "b", "c"]
+    following, score, end = compile_ngrams(read_ngrams(char_lm), tokens)
+    kenlm = KenLM(str(char_lm), Dictionary(tokens))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        ids = rng.integers(1, 5, rng.integers(1, 12))
+        state, reference, mine = kenlm.start(False), 0.0, 0.0
+        node = 0
+        for i in ids:
+            state, value = kenlm.score(state, int(i))
+            reference += value
+            mine += score[node, i]
+            node = following[node, i]
+        reference += kenlm.finish(state)[1]
+        assert mine + end[node] == pytest.approx(reference, abs=1e-4)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_lm_chooses_between_what_the_network_finds_alike(char_lm, engine):
     # Frames read "a", then "b" or "c" at 45/55, then "c": greedy says "acc"
     # (collapsed "ac" + blank + "c"), the LM knows "abc".
     rows = [[0.1, 0.0, 0.9, 0.0, 0.0], [0.1, 0.0, 0.0, 0.40, 0.50], [0.9, 0, 0, 0.05, 0.05],
             [0.1, 0.0, 0.0, 0.0, 0.9]]
     logits = logits_for(np.asarray(rows) + 1e-4)
-    plain = NgramDecoder(LanguageModel(char_lm, weight=0.0), SYMBOLS)
+    plain = lm_decoder(LanguageModel(char_lm, weight=0.0), SYMBOLS, engine=engine)
     [(ids, _)] = plain.decode(logits, [4])
     assert ids == (2, 4, 4)
-    with_lm = NgramDecoder(LanguageModel(char_lm, weight=1.0), SYMBOLS)
+    with_lm = lm_decoder(LanguageModel(char_lm, weight=1.0), SYMBOLS, engine=engine)
     [(ids, confidence)] = with_lm.decode(logits, [4])
     assert ids == (2, 3, 4)
     expected = labelling_probability(logits, [4], np.array([[2, 3, 4]]), [3])[0]
     assert confidence == pytest.approx(expected)
 
 
-def test_padding_and_empty_lines_change_nothing(char_lm):
-    decoder = NgramDecoder(LanguageModel(char_lm), SYMBOLS)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_padding_and_empty_lines_change_nothing(char_lm, engine):
+    decoder = lm_decoder(LanguageModel(char_lm), SYMBOLS, engine=engine)
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, (2, 12, 5)).astype(np.float32)
     alone = decoder.decode(logits[:1, :7], [7])
@@ -111,9 +139,10 @@ def test_padding_and_empty_lines_change_nothing(char_lm):
     assert batched[1][0] == () and batched[1][1] == pytest.approx(1.0)
 
 
-def test_a_char_lm_must_know_every_symbol(char_lm):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_char_lm_must_know_every_symbol(char_lm, engine):
     with pytest.raises(InputError, match="chars.arpa: the character LM lacks 1 .*'d'"):
-        NgramDecoder(LanguageModel(char_lm), SYMBOLS + ("d",))
+        lm_decoder(LanguageModel(char_lm), SYMBOLS + ("d",), engine=engine)
 
 
 def test_settings_out_of_range_are_refused(char_lm):
@@ -126,7 +155,8 @@ def test_settings_out_of_range_are_refused(char_lm):
 def test_a_word_lm_reads_only_its_words(tmp_path):
     path = tmp_path / "words.arpa"
     path.write_bytes(build_arpa(["abc cab", "cab abc"] * 10, order=2, unit="word"))
-    decoder = NgramDecoder(LanguageModel(path, unit="word", weight=0.5), SYMBOLS)
+    decoder = lm_decoder(LanguageModel(path, unit="word", weight=0.5), SYMBOLS)
+    assert isinstance(decoder, FlashlightDecoder)
     # The network's best path is "abb": the lexicon knows "abc" and "cab" only.
     rows = [[0.1, 0, 0.9, 0, 0], [0.9, 0, 0.05, 0.05, 0], [0.1, 0, 0, 0.9, 0],
             [0.9, 0, 0, 0.05, 0.05], [0.1, 0, 0, 0.5, 0.4]]
@@ -197,14 +227,16 @@ def test_cli_builds_tunes_stores_and_decodes_with_the_lm(tmp_path, model_file):
     assert result.output.strip() == f"Error: {bad}: not an ARPA language model (no \\data\\ header)"
 
 
-def test_a_blank_penalty_reads_what_the_lm_would_drop(char_lm):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_blank_penalty_reads_what_the_lm_would_drop(char_lm, engine):
     # "a", then a frame where "b" is less likely than a blank, then "c".
     rows = [[0.1, 0, 0.9, 0, 0], [0.6, 0, 0, 0.4, 0], [0.1, 0, 0, 0, 0.9]]
     logits = logits_for(np.asarray(rows) + 1e-4)
-    [(ids, _)] = NgramDecoder(LanguageModel(char_lm, weight=0.01), SYMBOLS).decode(logits, [3])
+    plain = LanguageModel(char_lm, weight=0.01)
+    [(ids, _)] = lm_decoder(plain, SYMBOLS, engine=engine).decode(logits, [3])
     assert ids == (2, 4)
     penalised = LanguageModel(char_lm, weight=0.01, blank_penalty=1.0)
-    [(ids, _)] = NgramDecoder(penalised, SYMBOLS).decode(logits, [3])
+    [(ids, _)] = lm_decoder(penalised, SYMBOLS, engine=engine).decode(logits, [3])
     assert ids == (2, 3, 4)
 
 
@@ -228,17 +260,18 @@ def test_lm_auto_stores_the_lm_only_when_it_helps(tmp_path, model_file):
             assert (stored.weight, stored.blank_penalty) == (chosen.weight, chosen.blank_penalty)
 
 
-def test_without_the_lm_extra_a_model_with_an_lm_decodes_greedily(tmp_path, model_file,
-                                                                  char_lm, monkeypatch,
-                                                                  caplog):
+def test_without_flashlight_a_model_with_a_word_lm_decodes_greedily(tmp_path, model_file,
+                                                                   monkeypatch, caplog):
     from tiny import write_line_folder
 
     import mdrnn.lm_decoding
     from mdrnn.models import load_model
     from mdrnn.pipelines.cli import main
 
+    words = tmp_path / "words.arpa"
+    words.write_bytes(build_arpa(["ab c", "ba", "c ab"] * 5, order=2, unit="word"))
     model = load_model(model_file)
-    attach_lm(model, char_lm.read_bytes(), LanguageModel(char_lm, weight=5.0))
+    attach_lm(model, words.read_bytes(), LanguageModel(words, unit="word", weight=5.0))
     model.save(tmp_path / "lm.keras")
     data = str(write_line_folder(tmp_path / "l", ["ab c", "ba", "c ab", "abc"], 5))
     runner = CliRunner()
@@ -252,7 +285,7 @@ def test_without_the_lm_extra_a_model_with_an_lm_decodes_greedily(tmp_path, mode
     monkeypatch.setattr(mdrnn.lm_decoding, "require_flashlight", missing)
     fallback = runner.invoke(main, ["evaluate", str(tmp_path / "lm.keras"), data])
     assert fallback.exit_code == 0, fallback.output
-    assert "carries a language model, left unused" in caplog.text
+    assert "carries a word language model, left unused" in caplog.text
 
     def cer(result):
         return re.search(r"CER +([0-9.]+) %", result.output)[1]
@@ -260,3 +293,17 @@ def test_without_the_lm_extra_a_model_with_an_lm_decodes_greedily(tmp_path, mode
     assert cer(fallback) == cer(greedy) != cer(with_lm)
     result = runner.invoke(main, ["evaluate", str(model_file), data, "--blank-penalty", "1"])
     assert result.exit_code == 2 and "need a language model" in result.output
+
+
+def test_a_char_lm_needs_no_flashlight_to_decode(char_lm, monkeypatch):
+    import mdrnn.lm_decoding
+
+    def missing():
+        raise InputError("decoding with a language model needs flashlight-text")
+
+    monkeypatch.setattr(mdrnn.lm_decoding, "require_flashlight", missing)
+    decoder = lm_decoder(LanguageModel(char_lm), SYMBOLS)
+    [(ids, _)] = decoder.decode(logits_for(np.array([[0.1, 0, 0.9, 0, 0]]) + 1e-4), [1])
+    assert ids == (2,)
+    with pytest.raises(InputError, match="needs flashlight-text"):
+        lm_decoder(LanguageModel(char_lm), SYMBOLS, engine="flashlight")
