@@ -4,10 +4,11 @@ The network runs once over the validation lines; its outputs are then decoded
 greedily, by the exact prefix beam search without an LM, and with each LM by two
 decoders: that prefix beam search over the LM compiled to an automaton ("prefix")
 and flashlight-text's beam search ("flashlight"). The LMs are character n-grams
-of each order and a word n-gram, built from the training transcriptions only. Each LM's weight, word bonus and blank penalty are chosen on
-the validation lines themselves (as `mdrnn train --lm auto` does), so the LM rows
-are tuned on what they report: the figures say what tuning can reach, not what a
-held-out test would show. Speeds are decoding only (lines/s of one process,
+of each order and a word n-gram, built from the training transcriptions only.
+Each LM's weight, word bonus and blank penalty are chosen on the validation lines
+themselves (as `mdrnn train --lm auto` does), so the LM rows are tuned on what
+they report: the figures say what tuning can reach, not what a held-out test
+would show. Speeds are decoding only (lines/s of one process,
 network excluded).
 
     python benchmarks/lm_decoding.py --model fr-copiste \

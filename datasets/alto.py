@@ -18,7 +18,7 @@ from lxml import etree
 
 from mdrnn.datasets.imageio import load_image
 from mdrnn.datasets.page import crop_polygon, parse_xml
-from mdrnn.datasets.samples import Sample, _check_unique, _existing, clean_text
+from mdrnn.datasets.samples import Sample, check_unique, clean_text, existing_path
 from mdrnn.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def read_alto(path: str | Path) -> list[Sample]:
             naming the file and the line.
     """
     path = Path(path)
-    files = sorted(path.glob("*.xml")) if path.is_dir() else [_existing(path, "file")]
+    files = sorted(path.glob("*.xml")) if path.is_dir() else [existing_path(path, "file")]
     if not files:
         raise InputError(f"{path}: no .xml files")
     samples, empty = [], 0
@@ -146,4 +146,4 @@ def read_alto(path: str | Path) -> list[Sample]:
         log.info("%s: %d text lines without a transcription skipped", path, empty)
     if not samples:
         raise InputError(f"{path}: no transcribed text lines")
-    return _check_unique(samples, path)
+    return check_unique(samples, path)

@@ -22,9 +22,9 @@ from mdrnn.datasets.alto import is_alto, read_alto
 from mdrnn.datasets.page import read_page
 from mdrnn.datasets.samples import (  # noqa: F401  (Sample, clean_text, read_text: public here too)
     Sample,
-    _check_unique,
-    _existing,
+    check_unique,
     clean_text,
+    existing_path,
     read_text,
 )
 from mdrnn.errors import InputError
@@ -65,7 +65,7 @@ def read_folder(folder: str | Path, *, recursive: bool = False) -> list[Sample]:
         folder: the folder of images (png, jpg, tif, bmp, pnm, webp).
         recursive: also read images in subfolders.
     """
-    folder = _existing(folder, "dir")
+    folder = existing_path(folder, "dir")
     found = folder.rglob("*") if recursive else folder.iterdir()
     images = sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
@@ -81,7 +81,7 @@ def read_folder(folder: str | Path, *, recursive: bool = False) -> list[Sample]:
             raise InputError(f"{gt}: empty transcription")
         samples.append(Sample(image, text, image.relative_to(folder).as_posix()))
     _raise_missing(missing, "no <stem>.gt.txt transcription beside this image")
-    return _check_unique(samples, folder)
+    return check_unique(samples, folder)
 
 
 def read_list(list_file: str | Path) -> list[Sample]:
@@ -92,7 +92,7 @@ def read_list(list_file: str | Path) -> list[Sample]:
     Args:
         list_file: a UTF-8 text file (.tsv, .txt, ...).
     """
-    path = _existing(list_file, "file")
+    path = existing_path(list_file, "file")
     lines = read_text(path).splitlines()
     samples, missing, seen = [], [], {}
     for number, line in enumerate(lines, 1):
@@ -138,7 +138,7 @@ def read_iam(path: str | Path, *, ok_only: bool = False) -> list[Sample]:
         if list_file is None:
             raise InputError(f"{path}: no ascii/lines.txt or lines.txt (IAM layout)")
     else:
-        list_file = _existing(path, "file")
+        list_file = existing_path(path, "file")
     entries = []
     for number, line in enumerate(read_text(list_file).splitlines(), 1):
         if not line.strip() or line.startswith("#"):
@@ -163,7 +163,7 @@ def read_iam(path: str | Path, *, ok_only: bool = False) -> list[Sample]:
                          f"{', '.join(str(r) for r in roots)}")
     missing = [f"{root / rel}" for _, rel, _ in entries if not (root / rel).is_file()]
     _raise_missing(missing, f"image listed in {list_file} not found")
-    return _check_unique([Sample(root / rel, text, i) for i, rel, text in entries], list_file)
+    return check_unique([Sample(root / rel, text, i) for i, rel, text in entries], list_file)
 
 
 def shape_label(token: str) -> str:
@@ -230,7 +230,7 @@ def read_ifnenit(path: str | Path, *, target: str = "shapes") -> list[Sample]:
         if image is None:
             raise InputError(f"{tru}: no image {tru.stem}.tif beside it or in ../tif")
         samples.append(Sample(image, text, tru.stem))
-    return _check_unique(samples, root)
+    return check_unique(samples, root)
 
 
 READERS = {

@@ -11,7 +11,7 @@ import numpy as np
 from lxml import etree
 
 from mdrnn.datasets.imageio import load_image
-from mdrnn.datasets.samples import Sample, _check_unique, _existing, clean_text
+from mdrnn.datasets.samples import Sample, check_unique, clean_text, existing_path
 from mdrnn.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -116,10 +116,10 @@ def read_page(path: str | Path) -> list[Sample]:
             from `imageFilename`, relative to the XML file's folder or its parent.
     """
     path = Path(path)
-    files = sorted(path.glob("*.xml")) if path.is_dir() else [_existing(path, "file")]
+    files = sorted(path.glob("*.xml")) if path.is_dir() else [existing_path(path, "file")]
     if not files:
         raise InputError(f"{path}: no .xml files")
     samples = [s for xml in files for s in _read_page_file(xml)]
     if not samples:
         raise InputError(f"{path}: no transcribed text lines")
-    return _check_unique(samples, path)
+    return check_unique(samples, path)

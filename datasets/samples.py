@@ -77,7 +77,7 @@ def read_text(path: Path) -> str:
                          f"{error.start})") from None
 
 
-def _existing(path: str | Path, kind: str) -> Path:
+def existing_path(path: str | Path, kind: str) -> Path:
     path = Path(path)
     if kind == "dir" and not path.is_dir():
         raise InputError(f"{path}: no such folder")
@@ -86,7 +86,7 @@ def _existing(path: str | Path, kind: str) -> Path:
     return path
 
 
-def _check_unique(samples: list[Sample], where: Path) -> list[Sample]:
+def check_unique(samples: list[Sample], where: Path) -> list[Sample]:
     ids = [s.id for s in samples]
     if len(set(ids)) < len(ids):
         twice = next(i for i in ids if ids.count(i) > 1)

@@ -26,8 +26,9 @@ import numpy as np
 BLANK = 0
 
 
-def _prepare(logits, lengths) -> tuple[np.ndarray, np.ndarray]:
-    """Check shapes; return padding-frozen log-probabilities (B, T, C) and lengths (B,)."""
+def log_probabilities(logits, lengths) -> tuple[np.ndarray, np.ndarray]:
+    """Check shapes; return padding-frozen log-probabilities (B, T, C) float64 and
+    lengths (B,): frames at and beyond a length are a certain blank."""
     logits = np.asarray(logits)
     if logits.ndim != 3 or logits.shape[2] < 2:
         raise ValueError(f"logits must be (B, T, K+1) with K >= 1, got shape {logits.shape}")
@@ -48,7 +49,8 @@ def _prepare(logits, lengths) -> tuple[np.ndarray, np.ndarray]:
     return log_probs, lengths
 
 
-def _text(ids, charset):
+def labels_or_text(ids, charset):
+    """``charset.decode(ids)``, or the ids as a tuple without a charset."""
     ids = tuple(int(i) for i in ids)
     return charset.decode(ids) if charset is not None else ids
 
@@ -67,7 +69,7 @@ def greedy_decode(logits, lengths, charset=None, *, per_char: bool = False) -> l
         char_confidences)`` with `per_char`, char_confidences a float array
         with one value per emitted character.
     """
-    log_probs, lengths = _prepare(logits, lengths)
+    log_probs, lengths = log_probabilities(logits, lengths)
     best = log_probs.argmax(axis=-1)  # (B, T)
     best_lp = np.take_along_axis(log_probs, best[..., None], axis=-1)[..., 0]
     results = []
@@ -76,7 +78,8 @@ def greedy_decode(logits, lengths, charset=None, *, per_char: bool = False) -> l
         # A run is a maximal stretch of equal classes; each non-blank run is one character.
         starts = np.flatnonzero(np.diff(path, prepend=-1))
         emitted = path[starts] != BLANK
-        item = (_text(path[starts][emitted], charset), float(np.exp(path_lp.mean())) if n else 1.0)
+        confidence = float(np.exp(path_lp.mean())) if n else 1.0
+        item = (labels_or_text(path[starts][emitted], charset), confidence)
         if per_char:
             peaks = np.maximum.reduceat(path_lp, starts)[emitted] if n else np.zeros(0)
             item += (np.exp(peaks),)
@@ -128,7 +131,7 @@ def labelling_probability(logits, lengths, labels, label_length) -> np.ndarray:
     Returns:
         float64 (B,): ``p(label | x)`` in [0, 1]; 0 where the label cannot fit.
     """
-    log_probs, lengths = _prepare(logits, lengths)
+    log_probs, lengths = log_probabilities(logits, lengths)
     labels = np.asarray(labels, dtype=np.int64).reshape(len(lengths), -1)
     return _forward(np.exp(log_probs), lengths, labels, np.asarray(label_length, np.int64))
 
@@ -174,8 +177,8 @@ class _Prefixes:
         return tuple(reversed(ids))
 
 
-def _prefix_beam_search(log_probs, lengths, width, transitions=None, final=None,
-                        lm_scores=None, end_scores=None) -> list[tuple]:
+def prefix_beam_search(log_probs, lengths, width, transitions=None, final=None,
+                       lm_scores=None, end_scores=None) -> list[tuple]:
     """CTC prefix beam search over a batch in lockstep, in log space.
 
     Optionally constrained by a deterministic automaton over characters:
@@ -246,15 +249,15 @@ def _prefix_beam_search(log_probs, lengths, width, transitions=None, final=None,
     return [tree.labelling(int(n), final) for n in best]
 
 
-def _beam_results(log_probs, lengths, width, charset, *automaton) -> list[tuple]:
+def beam_results(log_probs, lengths, width, charset, *automaton) -> list[tuple]:
     """Beam-search each sample; pair its text with the exact p(text | x)."""
-    best = _prefix_beam_search(log_probs, lengths, width, *automaton)
+    best = prefix_beam_search(log_probs, lengths, width, *automaton)
     label_length = np.array([len(ids) for ids in best], np.int64)
     labels = np.zeros((len(best), int(label_length.max(initial=0))), np.int64)
     for row, ids in zip(labels, best):
         row[:len(ids)] = ids
     confidences = _forward(np.exp(log_probs), lengths, labels, label_length)
-    return [(_text(ids, charset), float(conf)) for ids, conf in zip(best, confidences)]
+    return [(labels_or_text(ids, charset), float(conf)) for ids, conf in zip(best, confidences)]
 
 
 def beam_search_decode(logits, lengths, charset=None, *, beam_width: int = 16) -> list[tuple]:
@@ -271,5 +274,5 @@ def beam_search_decode(logits, lengths, charset=None, *, beam_width: int = 16) -
     """
     if beam_width < 1:
         raise ValueError(f"beam_width must be at least 1, got {beam_width}")
-    log_probs, lengths = _prepare(logits, lengths)
-    return _beam_results(log_probs, lengths, beam_width, charset)
+    log_probs, lengths = log_probabilities(logits, lengths)
+    return beam_results(log_probs, lengths, beam_width, charset)

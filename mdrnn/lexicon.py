@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mdrnn.datasets.samples import read_text
-from mdrnn.decoding import BLANK, _beam_results, _prepare, _text
+from mdrnn.decoding import BLANK, beam_results, labels_or_text, log_probabilities
 from mdrnn.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def word_log_likelihoods(logits, lengths, lexicon: Lexicon) -> np.ndarray:
         float64 (B, N): ``log p(entry | x)``; ``-inf`` for entries that cannot fit
         (or that are over ~1e300 times less likely than the sample's whole trie).
     """
-    log_probs, lengths = _prepare(logits, lengths)
+    log_probs, lengths = log_probabilities(logits, lengths)
     lexicon._check_classes(log_probs.shape[2])
     probs = np.exp(log_probs)
     parent, char = lexicon.parent[1:], lexicon.char[1:]
@@ -157,10 +157,10 @@ def lexicon_decode_word(logits, lengths, lexicon: Lexicon, charset=None) -> list
     for row in scores:
         best = int(row.argmax())
         if not np.isfinite(row[best]):
-            results.append((_text((), charset), 0.0))
+            results.append((labels_or_text((), charset), 0.0))
             continue
         posterior = 1.0 / np.exp(row - row[best]).sum()
-        results.append((_text(lexicon.entries[best], charset), float(posterior)))
+        results.append((labels_or_text(lexicon.entries[best], charset), float(posterior)))
     return results
 
 
@@ -184,7 +184,7 @@ def lexicon_decode_line(logits, lengths, lexicon: Lexicon, separator: int, chars
     """
     if beam_width < 1:
         raise ValueError(f"beam_width must be at least 1, got {beam_width}")
-    log_probs, lengths = _prepare(logits, lengths)
+    log_probs, lengths = log_probabilities(logits, lengths)
     classes = log_probs.shape[2]
     lexicon._check_classes(classes)
     if not 0 < separator < classes:
@@ -194,7 +194,7 @@ def lexicon_decode_line(logits, lengths, lexicon: Lexicon, separator: int, chars
         raise InputError(f"lexicon entry {with_separator[0]} ({lexicon.entries[with_separator[0]]})"
                          f" contains the separator id {separator}")
     transitions, final = lexicon.line_automaton(separator, classes)
-    return _beam_results(log_probs, lengths, beam_width, charset, transitions, final)
+    return beam_results(log_probs, lengths, beam_width, charset, transitions, final)
 
 
 def read_lexicon(path: str | Path, charset, *, split_words: bool = False) -> Lexicon:

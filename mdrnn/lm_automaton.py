@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mdrnn.decoding import BLANK, _prefix_beam_search, _prepare, labelling_probability
+from mdrnn.decoding import BLANK, labelling_probability, log_probabilities, prefix_beam_search
 from mdrnn.errors import InputError
 from mdrnn.lm import SPACE, lm_token, read_arpa, read_ngrams
 
@@ -96,10 +96,10 @@ class PrefixLMDecoder:
 
     def decode(self, logits, lengths) -> list[tuple[tuple[int, ...], float]]:
         """One ``(label ids, p(text | x))`` per line of a padded batch (B, T, K+1)."""
-        log_probs, lengths = _prepare(logits, lengths)
+        log_probs, lengths = log_probabilities(logits, lengths)
         frames = np.arange(log_probs.shape[1])[None, :] < lengths[:, None]
         log_probs[..., BLANK] -= np.where(frames, self.lm.blank_penalty, 0.0)
-        best = _prefix_beam_search(log_probs, lengths, self.beam_width, self.next, None,
+        best = prefix_beam_search(log_probs, lengths, self.beam_width, self.next, None,
                                    self.score, self.end)
         labels = np.zeros((len(best), max(1, max(map(len, best), default=0))), np.int64)
         for row, ids in zip(labels, best):
