@@ -45,10 +45,12 @@ def main() -> None:
     rows = []
 
     start = time.perf_counter()
-    evaluation = LineDataset(samples, charset, config, **options)
+    options = {**options, "height": config.height,
+               "prepare": lambda image: preprocess_line(image, config)}
+    evaluation = LineDataset(samples, charset, **options)
     rows.append(("LineDataset build: decode + preprocess once", len(samples),
                  time.perf_counter() - start))
-    training = LineDataset(samples, charset, config, training=True, **options)
+    training = LineDataset(samples, charset, training=True, **options)
     for name, data in (("epoch, evaluation (no augmentation)", evaluation),
                        ("epoch, training (augmentation)", training)):
         start = time.perf_counter()

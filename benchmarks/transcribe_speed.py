@@ -53,7 +53,8 @@ def _timed(owner, name: str, totals: dict) -> None:
 def child(folder: Path, count: int, batch_size: int, decoder: str, xla: bool) -> dict:
     """Run one transcription job twice in this process (cold, then warm); return the figures."""
     from mdrnn.pipelines.inputs import expand_inputs
-    from mdrnn.pipelines.transcribe import Recognizer, transcribe_files
+    from mdrnn.pipelines.recognizer import Recognizer
+    from mdrnn.pipelines.transcribe import transcribe_files
     from mdrnn.pipelines.writers import JsonlWriter
 
     files = expand_inputs([str(folder / "lines")])[:count]

@@ -31,7 +31,6 @@ from mdrnn.datasets.augment import DEFAULT_AUGMENTATION, Augmentation, Warp
 from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.samples import Sample
 from mdrnn.errors import InputError
-from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
 
 log = logging.getLogger(__name__)
 # Per-sample warnings beyond this many only count towards the summary.
@@ -76,7 +75,9 @@ class LineDataset:
     Args:
         samples: the data.
         charset: maps texts to label ids.
-        config: preprocessing, applied by `preprocess_line`.
+        prepare: a line image (2-D uint8 gray) -> the network's input (height, W),
+            e.g. `mdrnn.pipelines.preprocess.preprocess_line` with a config.
+        height: the height `prepare` gives.
         batch_size: samples per batch.
         width_multiple: every padded width is a multiple of this (the model's
             total width subsampling, e.g. 18 for graves2009).
@@ -94,8 +95,9 @@ class LineDataset:
             count.
     """
 
-    def __init__(self, samples: Sequence[Sample], charset: Charset, config: PreprocessConfig,
-                 *, batch_size: int = 16, width_multiple: int = 1,
+    def __init__(self, samples: Sequence[Sample], charset: Charset,
+                 prepare: Callable[[np.ndarray], np.ndarray], *, height: int,
+                 batch_size: int = 16, width_multiple: int = 1,
                  bucket_widths: Sequence[int] | None = None, num_buckets: int = 6,
                  training: bool = False, augmentation: Augmentation | None = DEFAULT_AUGMENTATION,
                  seed: int = 0, output_length: Callable[[int], int] | None = None,
@@ -105,7 +107,7 @@ class LineDataset:
             raise ValueError(f"batch_size, width_multiple and num_buckets must be >= 1, got "
                              f"{batch_size}, {width_multiple}, {num_buckets}")
         self.samples = list(samples)
-        self.charset, self.config = charset, config
+        self.charset, self.prepare, self.height = charset, prepare, height
         self.batch_size, self.width_multiple, self.seed = batch_size, width_multiple, seed
         self.training = training
         self.augmentation = augmentation if training else None
@@ -170,13 +172,13 @@ class LineDataset:
     def _load_one(self, i: int) -> np.ndarray | None | str:
         sample = self.samples[i]
         try:
-            image = preprocess_line(sample.load(), self.config)
+            image = self.prepare(sample.load())
         except InputError as error:
             return str(error)
         except Exception as error:  # noqa: BLE001 - one bad line must not end a training run
             lines = str(error).strip().splitlines()
             return f"{sample.name}: {type(error).__name__}: {lines[-1] if lines else ''}"
-        if image.ndim != 2 or image.shape[0] != self.config.height or image.shape[1] < 1:
+        if image.ndim != 2 or image.shape[0] != self.height or image.shape[1] < 1:
             return f"{sample.name}: preprocessing gave shape {image.shape}"
         return image.astype(np.float16)
 
@@ -225,7 +227,7 @@ class LineDataset:
             warp = None
             if self.augmentation is not None:
                 rng = np.random.default_rng([self.seed, epoch, i])
-                warp = self.augmentation.draw(rng, self.config.height, int(self._widths[i]),
+                warp = self.augmentation.draw(rng, self.height, int(self._widths[i]),
                                               min_width=int(self._min_widths[i]),
                                               max_width=self.bucket_widths[-1])
             width = warp.width if warp else int(self._widths[i])
@@ -249,7 +251,7 @@ class LineDataset:
 
     def assemble(self, batch: Batch) -> dict[str, np.ndarray]:
         """Build one batch's arrays (the work each tf.data map call does)."""
-        size, height = len(batch.indices), self.config.height
+        size, height = len(batch.indices), self.height
         image = np.zeros((size, height, batch.width, 1), np.float32)
         widths = np.zeros(size, np.int32)
         labels = np.zeros((size, self.max_label_length), np.int32)
@@ -284,7 +286,7 @@ class LineDataset:
             return tuple(arrays[k] for k in keys)
 
         def to_dict(*tensors):
-            shapes = ([None, self.config.height, None, 1], [None],
+            shapes = ([None, self.height, None, 1], [None],
                       [None, self.max_label_length], [None], [None])
             for tensor, shape in zip(tensors, shapes, strict=True):
                 tensor.set_shape(shape)

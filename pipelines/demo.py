@@ -61,8 +61,8 @@ def run_demo(out_dir: str | Path, minutes: float = DEMO_MINUTES, *, train_lines:
     from mdrnn.datasets.digits import digit_lines
     from mdrnn.pipelines.atomic import atomic_write
     from mdrnn.pipelines.evaluate import evaluate
+    from mdrnn.pipelines.recognizer import Recognizer
     from mdrnn.pipelines.train import train
-    from mdrnn.pipelines.transcribe import Recognizer
 
     out = Path(out_dir)
     result = train(digit_lines("train", train_lines, seed=seed),

@@ -24,8 +24,7 @@ from mdrnn.datasets.samples import Sample
 from mdrnn.errors import InputError
 from mdrnn.pipelines.atomic import atomic_write
 from mdrnn.pipelines.metrics import ErrorRates, confusions, error_rates, line_errors
-from mdrnn.pipelines.recognizer import Recognizer
-from mdrnn.pipelines.transcribe import WINDOW_BATCHES
+from mdrnn.pipelines.recognizer import WINDOW_BATCHES, Recognizer
 
 TSV_COLUMNS = ("id", "reference", "hypothesis", "char_errors", "word_errors", "confidence")
 

@@ -43,6 +43,8 @@ from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
 DECODERS = ("greedy", "beam", "lexicon")
 LEXICON_MODES = ("word", "line")
 XLA_BUCKET_GROWTH = 1.25
+WINDOW_BATCHES = 8
+"""Jobs sort lines by width within windows of this many batches."""
 
 
 @dataclass(frozen=True)

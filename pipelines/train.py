@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -39,7 +40,7 @@ from mdrnn.pipelines.atomic import atomic_path
 from mdrnn.pipelines.checkpoint import read_state, restore_checkpoint, save_checkpoint
 from mdrnn.pipelines.finetune import start_from
 from mdrnn.pipelines.metrics import ErrorRates, error_rates
-from mdrnn.pipelines.preprocess import PreprocessConfig
+from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
 from mdrnn.pipelines.progress import EpochProgress
 from mdrnn.pipelines.schedule import check_schedule, learning_rate, run_progress
 
@@ -318,12 +319,14 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
     multiple = width_multiple(model)
     # Each width is one XLA compile; small sets get fewer, so that each fills batches.
     buckets = max(1, min(config.buckets, len(train_samples) // (8 * config.batch_size)))
-    train_data = LineDataset(train_samples, charset, preprocessing,
+    prepare = functools.partial(preprocess_line, config=preprocessing)
+    train_data = LineDataset(train_samples, charset, prepare, height=preprocessing.height,
                              batch_size=config.batch_size, width_multiple=multiple,
                              num_buckets=buckets, training=True, seed=config.seed,
                              output_length=frames,
                              **({} if config.augment else {"augmentation": None}))
-    val_data = LineDataset(val_samples, charset, preprocessing, batch_size=config.batch_size,
+    val_data = LineDataset(val_samples, charset, prepare, height=preprocessing.height,
+                           batch_size=config.batch_size,
                            width_multiple=multiple, num_buckets=config.buckets,
                            unknown="skip")
     step = make_train_step(model, optimizer, strategy, config.batch_size, config.xla)

@@ -24,19 +24,10 @@ from mdrnn.datasets.imageio import load_image
 from mdrnn.errors import InputError
 from mdrnn.pipelines.geometry import estimate_baseline
 from mdrnn.pipelines.inputs import InputFile
-from mdrnn.pipelines.recognizer import (
-    DECODERS,
-    LEXICON_MODES,
-    LineResult,
-    Recognizer,
-)
+from mdrnn.pipelines.recognizer import WINDOW_BATCHES, LineResult, Recognizer
 from mdrnn.pipelines.segment import segment_page
 
-__all__ = ["DECODERS", "LEXICON_MODES", "WINDOW_BATCHES", "JobReport", "LineResult",
-           "Recognizer", "TranscribedLine", "Transcription", "transcribe_files"]
-
-WINDOW_BATCHES = 8
-"""Lines are sorted by width within windows of this many batches."""
+__all__ = ["JobReport", "TranscribedLine", "Transcription", "transcribe_files"]
 
 
 @dataclass(frozen=True, eq=False)

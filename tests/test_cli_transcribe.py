@@ -13,7 +13,7 @@ from tiny import line_images, write_line_folder
 
 from mdrnn.lm import UNITS
 from mdrnn.pipelines.cli import main
-from mdrnn.pipelines.transcribe import DECODERS, LEXICON_MODES, Recognizer
+from mdrnn.pipelines.recognizer import DECODERS, LEXICON_MODES, Recognizer
 from mdrnn.pipelines.writers import FORMATS, JSONL_NAME
 
 SCHEMA = Path(__file__).parent / "data" / "page-2019.xsd"

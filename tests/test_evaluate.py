@@ -9,7 +9,7 @@ from tiny import line_images, tiny_model, write_line_folder
 from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.formats import Sample, open_source
 from mdrnn.pipelines.evaluate import TSV_COLUMNS, evaluate, summary, write_results
-from mdrnn.pipelines.transcribe import Recognizer
+from mdrnn.pipelines.recognizer import Recognizer
 
 REFERENCES = ["ab ab", "bab", "c", "ba ba ab", "abc"]
 

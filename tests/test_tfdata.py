@@ -16,6 +16,11 @@ from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
 CONFIG = PreprocessConfig(height=16)
 
 
+def prepared(config=CONFIG):
+    """LineDataset's preprocessing arguments for a config."""
+    return {"prepare": lambda image: preprocess_line(image, config), "height": config.height}
+
+
 def make_samples(count=40, seed=0):
     rng = np.random.default_rng(seed)
     samples = []
@@ -39,7 +44,7 @@ def test_required_frames(ids, frames):
 
 
 def test_evaluation_batches_hold_exact_preprocessed_lines():
-    data = LineDataset(SAMPLES, CHARSET, CONFIG, batch_size=8, width_multiple=6)
+    data = LineDataset(SAMPLES, CHARSET, **prepared(), batch_size=8, width_multiple=6)
     seen = []
     for batch in data.dataset():
         batch = {k: v.numpy() for k, v in batch.items()}
@@ -63,7 +68,7 @@ def test_evaluation_batches_hold_exact_preprocessed_lines():
 
 
 def test_bucket_widths_are_few_multiples_covering_all_lines():
-    data = LineDataset(SAMPLES, CHARSET, CONFIG, width_multiple=18, num_buckets=4)
+    data = LineDataset(SAMPLES, CHARSET, **prepared(), width_multiple=18, num_buckets=4)
     assert 1 <= len(data.bucket_widths) <= 4
     assert all(w % 18 == 0 for w in data.bucket_widths)
     widest = max(preprocess_line(s.load(), CONFIG).shape[1] for s in SAMPLES)
@@ -71,7 +76,7 @@ def test_bucket_widths_are_few_multiples_covering_all_lines():
 
 
 def test_training_shapes_are_only_the_declared_ones():
-    data = LineDataset(SAMPLES, CHARSET, CONFIG, batch_size=4, width_multiple=6,
+    data = LineDataset(SAMPLES, CHARSET, **prepared(), batch_size=4, width_multiple=6,
                        bucket_widths=(60, 120, 240), training=True, seed=1)
     shapes = set()
     for epoch in range(3):
@@ -84,7 +89,7 @@ def test_training_shapes_are_only_the_declared_ones():
 
 
 def test_a_limited_epoch_is_the_first_batches_of_the_full_one():
-    data = LineDataset(SAMPLES, CHARSET, CONFIG, batch_size=4, width_multiple=6,
+    data = LineDataset(SAMPLES, CHARSET, **prepared(), batch_size=4, width_multiple=6,
                        training=True, augmentation=None, seed=3)
     full = [b["index"].numpy().tolist() for b in data.dataset(2)]
     limited = [b["index"].numpy().tolist() for b in data.dataset(2, limit=3)]
@@ -94,8 +99,8 @@ def test_a_limited_epoch_is_the_first_batches_of_the_full_one():
 
 def test_bad_bucket_widths_and_too_wide_lines():
     with pytest.raises(ValueError, match="multiples of 18"):
-        LineDataset(SAMPLES, CHARSET, CONFIG, width_multiple=18, bucket_widths=(36, 40))
-    data = LineDataset(SAMPLES, CHARSET, CONFIG, width_multiple=6, bucket_widths=(60,))
+        LineDataset(SAMPLES, CHARSET, **prepared(), width_multiple=18, bucket_widths=(36, 40))
+    data = LineDataset(SAMPLES, CHARSET, **prepared(), width_multiple=6, bucket_widths=(60,))
     widths = [preprocess_line(s.load(), CONFIG).shape[1] for s in SAMPLES]
     assert sorted(data.dropped) == [s.id for s, w in zip(SAMPLES, widths, strict=True) if w > 60]
     assert sorted(data.kept.tolist()) == [i for i, w in enumerate(widths) if w <= 60]
@@ -103,7 +108,7 @@ def test_bad_bucket_widths_and_too_wide_lines():
 
 def test_epoch_order_is_reproducible_per_seed_and_epoch():
     def epoch_data(seed, epoch):
-        data = LineDataset(SAMPLES, CHARSET, CONFIG, batch_size=4, width_multiple=6,
+        data = LineDataset(SAMPLES, CHARSET, **prepared(), batch_size=4, width_multiple=6,
                            training=True, seed=seed)
         return [(b.width, b.indices) for b in data.plan(epoch)], data.assemble(data.plan(epoch)[0])
 
@@ -117,16 +122,17 @@ def test_epoch_order_is_reproducible_per_seed_and_epoch():
 
 
 def test_training_drops_incomplete_batches_and_evaluation_keeps_them():
-    train = LineDataset(SAMPLES, CHARSET, CONFIG, batch_size=6, width_multiple=6, training=True)
+    train = LineDataset(SAMPLES, CHARSET, **prepared(), batch_size=6, width_multiple=6,
+                        training=True)
     assert all(len(b.indices) == 6 for b in train.plan(0))
     used = [i for b in train.plan(0) for i in b.indices]
     assert len(used) == len(set(used)) and len(used) > len(SAMPLES) - 6 * len(train.bucket_widths)
-    evaluation = LineDataset(SAMPLES, CHARSET, CONFIG, batch_size=6, width_multiple=6)
+    evaluation = LineDataset(SAMPLES, CHARSET, **prepared(), batch_size=6, width_multiple=6)
     assert sorted(i for b in evaluation.plan() for i in b.indices) == list(range(len(SAMPLES)))
 
 
 def test_training_without_a_complete_batch_is_an_error():
-    data = LineDataset(SAMPLES[:5], CHARSET, CONFIG, batch_size=8, training=True)
+    data = LineDataset(SAMPLES[:5], CHARSET, **prepared(), batch_size=8, training=True)
     with pytest.raises(InputError, match="no complete batch: 5 usable samples"):
         data.plan(0)
 
@@ -139,7 +145,7 @@ def test_lines_too_short_for_their_labels_are_dropped_and_logged(caplog):
         return width // 4
 
     with caplog.at_level(logging.WARNING, logger="mdrnn.datasets.tfdata"):
-        data = LineDataset(samples, charset, CONFIG, batch_size=2, width_multiple=4,
+        data = LineDataset(samples, charset, **prepared(), batch_size=2, width_multiple=4,
                            training=True, output_length=output_length)
     assert "tiny" in data.dropped and "5 output frames for a label that needs 15" in caplog.text
     # One line in eleven is more than 1%: the message says what gives lines more frames.
@@ -160,27 +166,28 @@ def test_unreadable_samples_are_skipped_by_name(tmp_path, caplog):
     samples = SAMPLES[:5] + [Sample(broken, "1", "broken"),
                              Sample(tmp_path / "gone.png", "2", "gone")]
     with caplog.at_level(logging.WARNING, logger="mdrnn.datasets.tfdata"):
-        data = LineDataset(samples, CHARSET, CONFIG, width_multiple=6)
+        data = LineDataset(samples, CHARSET, **prepared(), width_multiple=6)
     assert sorted(data.dropped) == ["broken", "gone"]
     assert "broken.png" in caplog.text and "gone.png" in caplog.text
     assert "2 of 7 samples skipped (2 unreadable)" in caplog.text
     assert sorted(data.kept.tolist()) == [0, 1, 2, 3, 4]
     with pytest.raises(InputError, match="no usable samples: .*broken.png"):
-        LineDataset(samples[5:6], CHARSET, CONFIG)
+        LineDataset(samples[5:6], CHARSET, **prepared())
 
 
 def test_unknown_symbols_fail_before_training():
     samples = SAMPLES[:3] + [Sample(np.full((16, 20), 255, np.uint8), "12x", "odd")]
     with pytest.raises(InputError, match=r"1 symbols the charset lacks: 'x' \(e\.g\. in odd\)"):
-        LineDataset(samples, CHARSET, CONFIG)
-    data = LineDataset(samples, CHARSET, CONFIG, unknown="skip")
+        LineDataset(samples, CHARSET, **prepared())
+    data = LineDataset(samples, CHARSET, **prepared(), unknown="skip")
     assert data.assemble(data.plan()[-1])["labels"].max() <= len(CHARSET.symbols)
 
 
 def test_right_to_left_mirrors_the_image():
     sample = SAMPLES[3]
-    forward = LineDataset([sample], CHARSET, CONFIG)
-    mirrored = LineDataset([sample], CHARSET, dataclasses.replace(CONFIG, right_to_left=True))
+    forward = LineDataset([sample], CHARSET, **prepared())
+    mirrored = LineDataset([sample], CHARSET,
+                           **prepared(dataclasses.replace(CONFIG, right_to_left=True)))
     a = forward.assemble(forward.plan()[0])
     b = mirrored.assemble(mirrored.plan()[0])
     width = a["width"][0]

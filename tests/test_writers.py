@@ -12,7 +12,8 @@ from mdrnn.datasets.alto import read_alto
 from mdrnn.datasets.page import read_page
 from mdrnn.pipelines.atomic import atomic_write
 from mdrnn.pipelines.inputs import InputFile
-from mdrnn.pipelines.transcribe import LineResult, TranscribedLine, Transcription
+from mdrnn.pipelines.recognizer import LineResult
+from mdrnn.pipelines.transcribe import TranscribedLine, Transcription
 from mdrnn.pipelines.writers import (
     PAGE_NAMESPACE,
     JsonlWriter,
