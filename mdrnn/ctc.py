@@ -34,9 +34,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from mdrnn.datasets.charset import BLANK
 from mdrnn.errors import InputError
-
-BLANK = 0
 
 
 def required_frames(labels, label_length) -> np.ndarray:

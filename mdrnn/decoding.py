@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-BLANK = 0
+from mdrnn.datasets.charset import BLANK
 
 
 def log_probabilities(logits, lengths) -> tuple[np.ndarray, np.ndarray]:

@@ -118,6 +118,7 @@ def evaluate_command(model, data, decoding, batch_size, output):
     """
     with user_errors():
         recognizer = load_recognizer(model, decoding, batch_size)
+        from mdrnn.datasets.charset import TOKEN_SEPARATOR
         from mdrnn.datasets.formats import open_source
         from mdrnn.pipelines import evaluate as evaluation
 
@@ -127,7 +128,8 @@ def evaluate_command(model, data, decoding, batch_size, output):
                 recognizer, samples, progress=bar.update if bar is not None else None,
                 on_failure=lambda name, reason: click.echo(f"failed: {reason}", err=True))
         if output is not None:
-            evaluation.write_results(output, result, recognizer.charset.separator or "|")
+            separator = recognizer.charset.separator or TOKEN_SEPARATOR
+            evaluation.write_results(output, result, separator)
     click.echo(evaluation.summary(result))
     _report_failures(result.failures, len(samples), "samples")
 

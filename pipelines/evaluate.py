@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 
+from mdrnn.datasets.charset import TOKEN_SEPARATOR
 from mdrnn.datasets.samples import Sample
 from mdrnn.errors import InputError
 from mdrnn.pipelines.atomic import atomic_write
@@ -114,7 +115,8 @@ def _shown(text: str | tuple[str, ...], separator: str) -> str:
     return text if isinstance(text, str) else separator.join(text)
 
 
-def write_results(path: str | Path, evaluation: Evaluation, separator: str = "|") -> None:
+def write_results(path: str | Path, evaluation: Evaluation,
+                  separator: str = TOKEN_SEPARATOR) -> None:
     """Write the per-line results as a TSV file with a header row (see `TSV_COLUMNS`).
 
     Fields that hold a tab, a quote or a newline are quoted as by `csv`; token

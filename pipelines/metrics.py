@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from rapidfuzz.distance import Levenshtein
 
+from mdrnn.datasets.charset import TOKEN_SEPARATOR
+
 
 @dataclass(frozen=True)
 class ErrorRates:
@@ -42,7 +44,7 @@ def _symbols(text: str | Sequence[str]) -> Sequence[str]:
 
 
 def _words(text: str | Sequence[str]) -> list[str]:
-    return text.split() if isinstance(text, str) else ["|".join(text)]
+    return text.split() if isinstance(text, str) else [TOKEN_SEPARATOR.join(text)]
 
 
 def line_errors(reference: str | Sequence[str], hypothesis: str | Sequence[str]) -> tuple[int, int]:
