@@ -16,7 +16,6 @@ CollapseHeight sums them over the valid rows. Every model takes two inputs: `ima
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import keras
@@ -32,43 +31,7 @@ from mdrnn.layers import (
     Metadata,
     WidthMask,
 )
-
-GRAVES2009 = {
-    "type": "mdlstm",
-    "levels": [
-        {"block": [4, 3], "units": 2},
-        {"block": [4, 3], "tanh": 6, "units": 10},
-        {"block": [4, 2], "tanh": 20, "units": 50},
-    ],
-    "dropout": 0.0,
-}
-
-# The same hierarchy with a last block of 4x1: width shrinks 9x instead of 18x, which
-# gives characters about 40 px wide twice as many CTC frames (e.g. digits at height 48).
-GRAVES2009_X9 = copy.deepcopy(GRAVES2009)
-GRAVES2009_X9["levels"][2]["block"] = [4, 1]
-
-BLSTM_CTC = {"type": "blstm", "height": 64, "block": [4, 3], "units": 100, "layers": 2,
-             "dropout": 0.0}
-
-# A convolutional-recurrent baseline in the spirit of Puigcerver (2017) and PyLaia's
-# default: masked 3x3 convolution blocks with max pooling (width shrinks 4x), the
-# columns read by stacked BLSTMs.
-CRNN = {"type": "crnn", "height": 64,
-        "conv": [[16, [2, 2]], [32, [2, 2]], [48, [2, 1]], [64, [2, 1]]],
-        "units": 128, "layers": 2, "dropout": 0.0}
-
-# graves2009_x9 with every level about twice as wide (MDLSTM units 4/20/100, tanh
-# 12/40): about 4x the weights for 1.6-1.8x the training time per line on a CPU,
-# where the per-diagonal steps rather than the multiply-adds bound the speed.
-GRAVES2009_X9_WIDE = copy.deepcopy(GRAVES2009_X9)
-for _level, _units, _tanh in zip(GRAVES2009_X9_WIDE["levels"], (4, 20, 100), (None, 12, 40)):
-    _level["units"] = _units
-    if _tanh:
-        _level["tanh"] = _tanh
-
-PRESETS = {"graves2009": GRAVES2009, "graves2009_x9": GRAVES2009_X9,
-           "graves2009_x9_wide": GRAVES2009_X9_WIDE, "blstm_ctc": BLSTM_CTC, "crnn": CRNN}
+from mdrnn.presets import resolve_spec
 
 
 def _positive_int(value, what: str) -> int:
@@ -140,7 +103,8 @@ def build_model(spec: dict | str, num_classes: int, height: int | None = None,
     """Build a recogniser from a spec (or a preset name).
 
     Args:
-        spec: a spec dict (see the module docstring) or a key of `PRESETS`.
+        spec: a spec dict (see the module docstring) or a preset name
+            (`mdrnn.presets.PRESETS`).
         num_classes: number of characters K; the model outputs K + 1 logits.
         height: input height, if fixed (the BLSTM needs it; MDLSTM works with any).
         charset, preprocessing: JSON-able configs kept in the model file.
@@ -149,11 +113,7 @@ def build_model(spec: dict | str, num_classes: int, height: int | None = None,
     Returns:
         A functional model {"image": (B, H, W, 1), "width": (B,)} -> logits (B, T, K+1).
     """
-    if isinstance(spec, str):
-        if spec not in PRESETS:
-            raise ValueError(f"unknown preset {spec!r}; choose from {sorted(PRESETS)}")
-        spec = PRESETS[spec]
-    spec = copy.deepcopy(spec)
+    spec = resolve_spec(spec)
     _positive_int(num_classes, "num_classes")
     kind = spec.get("type")
     if kind in ("blstm", "crnn"):
@@ -181,12 +141,12 @@ def build_model(spec: dict | str, num_classes: int, height: int | None = None,
 
 def graves2009(num_classes: int, **kwargs) -> keras.Model:
     """The hierarchy of Graves & Schmidhuber (2009); 159,369 weights for 120 labels."""
-    return build_model(GRAVES2009, num_classes, **kwargs)
+    return build_model("graves2009", num_classes, **kwargs)
 
 
 def blstm_ctc(num_classes: int, height: int = 64, **kwargs) -> keras.Model:
     """A 1-D baseline after Liwicki et al. (2007): columns into stacked BLSTMs."""
-    return build_model(BLSTM_CTC, num_classes, height=height, **kwargs)
+    return build_model("blstm_ctc", num_classes, height=height, **kwargs)
 
 
 def output_lengths(model: keras.Model, widths):

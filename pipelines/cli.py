@@ -12,6 +12,7 @@ import click
 
 from mdrnn.pipelines.cli_lm import lm_group
 from mdrnn.pipelines.options import BATCH_SIZE, decoder_options, load_recognizer, user_errors
+from mdrnn.presets import PRESETS, resolve_spec
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,8 +26,6 @@ def main(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-# The keys of mdrnn.models.PRESETS (a test keeps them equal), without importing Keras.
-PRESET_NAMES = ["graves2009", "graves2009_x9", "graves2009_x9_wide", "blstm_ctc", "crnn"]
 def _quiet() -> bool:
     """Whether the group was given -q (only errors are printed)."""
     return bool(click.get_current_context().find_root().params.get("quiet"))
@@ -251,10 +250,11 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
 @click.option("--val", "val_data", required=True, metavar="DATA", help="Validation data.")
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder: model.keras, checkpoint/, log.csv, tensorboard/.")
-@click.option("--preset", type=click.Choice(PRESET_NAMES), default="graves2009",
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="graves2009",
               show_default=True,
               help="Network; graves2009_x9 has a 4x1 last block (twice the CTC frames), "
-                   "graves2009_x9_wide twice its widths.")
+                   "graves2009_x9_wide twice its widths, graves2009_x6_wide a 4x2 middle "
+                   "block (a third more frames again).")
 @click.option("--spec", "spec_file", type=click.Path(exists=True, dir_okay=False),
               help="JSON file of a network spec (see mdrnn.models); replaces --preset.")
 @click.option("--height", type=click.IntRange(8, 1024), default=64, show_default=True,
@@ -322,9 +322,7 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
 
         initial = None if from_model is None else str(resolve_model(from_model).resolve())
         if dropout is not None and initial is None:
-            from mdrnn.models import PRESETS
-
-            spec = {**(PRESETS[spec] if isinstance(spec, str) else spec), "dropout": dropout}
+            spec = {**resolve_spec(spec), "dropout": dropout}
 
         try:
             config = TrainConfig(

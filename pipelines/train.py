@@ -35,7 +35,7 @@ from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.tfdata import LineDataset
 from mdrnn.decoding import greedy_decode
 from mdrnn.errors import InputError
-from mdrnn.models import PRESETS, build_model, output_lengths, transfer_weights, width_multiple
+from mdrnn.models import build_model, output_lengths, transfer_weights, width_multiple
 from mdrnn.pipelines.atomic import atomic_path
 from mdrnn.pipelines.checkpoint import read_state, restore_checkpoint, save_checkpoint
 from mdrnn.pipelines.finetune import start_from
@@ -43,6 +43,7 @@ from mdrnn.pipelines.metrics import ErrorRates, error_rates
 from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
 from mdrnn.pipelines.progress import EpochProgress
 from mdrnn.pipelines.schedule import check_schedule, learning_rate, run_progress
+from mdrnn.presets import resolve_spec
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "learning_rate", "loss", "val_cer", "val_wer", "val_line_accuracy",
@@ -54,7 +55,7 @@ class TrainConfig:
     """How to train; stored in the checkpoint so that a resumed run continues alike.
 
     Args:
-        spec: a preset name (see `mdrnn.models.PRESETS`) or a model spec dict.
+        spec: a preset name (see `mdrnn.presets.PRESETS`) or a model spec dict.
         preprocessing: the preprocessing config as a dict.
         epochs: maximum number of epochs.
         batch_size: lines per step (over all devices).
@@ -291,8 +292,7 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
         if config.initial_model:
             initial, config, charset = start_from(config, train_samples)
     preprocessing = PreprocessConfig.from_dict(config.preprocessing)
-    spec = PRESETS[config.spec] if isinstance(config.spec, str) and config.spec in PRESETS \
-        else config.spec
+    spec = resolve_spec(config.spec)
     keras.utils.set_random_seed(config.seed)
     previous_policy = keras.config.dtype_policy()
     if config.mixed_precision:

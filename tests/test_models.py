@@ -7,13 +7,14 @@ import tensorflow as tf
 
 from mdrnn.ctc import ctc_loss
 from mdrnn.models import (
-    GRAVES2009,
     blstm_ctc,
     build_model,
     graves2009,
     metadata,
     output_lengths,
+    width_multiple,
 )
+from mdrnn.presets import GRAVES2009
 
 SMALL = {"type": "mdlstm", "levels": [{"block": [2, 2], "units": 2},
                                       {"block": [2, 3], "tanh": 4, "units": 3}]}
@@ -97,13 +98,6 @@ def test_wide_preset_weight_count_from_the_design_formula():
                 + mdlstm(100, 40) + 400 * 11 + 11)
     assert expected == 526_379
     assert build_model("graves2009_x9_wide", 10).count_params() == expected
-
-
-def test_cli_preset_names_are_the_presets():
-    from mdrnn.models import PRESETS
-    from mdrnn.pipelines.cli import PRESET_NAMES
-
-    assert sorted(PRESET_NAMES) == sorted(PRESETS)
 
 
 def test_dropout_spec_adds_dropout_after_tanh_layers():
@@ -205,3 +199,15 @@ def test_crnn_preset_shrinks_width_4x_and_round_trips(tmp_path):
     loaded = keras.models.load_model(path)
     x = np.random.default_rng(0).uniform(size=(1, 64, 40, 1)).astype("float32")
     np.testing.assert_allclose(run(loaded, x, [40]), run(model, x, [40]), atol=1e-6)
+
+
+def test_presets_resolve_to_copies_and_unknown_names_are_named():
+    from mdrnn.presets import PRESETS, resolve_spec
+
+    spec = resolve_spec("graves2009_x6_wide")
+    assert [level["block"] for level in spec["levels"]] == [[4, 3], [4, 2], [4, 1]]
+    spec["levels"][0]["units"] = 99
+    assert PRESETS["graves2009_x6_wide"]["levels"][0]["units"] == 4
+    assert width_multiple(build_model("graves2009_x6_wide", 5)) == 6
+    with pytest.raises(ValueError, match="unknown preset 'x'; choose from .*graves2009_x6_wide"):
+        resolve_spec("x")
