@@ -1,4 +1,4 @@
-"""Click options shared by the recognition commands (transcribe, evaluate, lm tune).
+"""What the commands share: recognition options, user-error handling, progress and failures.
 
 TensorFlow is imported only when a recogniser is loaded, so `--help` stays instant.
 """
@@ -122,3 +122,24 @@ def load_recognizer(model: str, decoding: dict, batch_size: int):
                 raise click.UsageError(str(error)) from None
         return Recognizer(network, decoder=decoder or ("beam" if chosen else "greedy"),
                           lm=chosen, **options)
+
+
+def quiet() -> bool:
+    """Whether the group was given -q (only errors are printed)."""
+    return bool(click.get_current_context().find_root().params.get("quiet"))
+
+
+def progress_bar(length: int, label: str):
+    """A progress bar on stderr, or None (as a context) under `mdrnn -q`."""
+    if quiet():
+        return contextlib.nullcontext(None)
+    return click.progressbar(length=length, label=label, file=click.get_text_stream("stderr"))
+
+
+def report_failures(failures, total: int, what: str) -> None:
+    """List failures on stderr and exit with status 1, if there are any."""
+    if failures:
+        click.echo(f"{len(failures)} of {total} {what} failed:", err=True)
+        for _, reason in failures:
+            click.echo(f"  {reason}", err=True)
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,168 @@
+"""`mdrnn train` and `mdrnn demo`: training commands over `mdrnn.pipelines.train`.
+
+TensorFlow is imported inside the commands only, so `mdrnn --help` answers at once.
+"""
+
+import os
+from pathlib import Path
+
+import click
+
+from mdrnn.pipelines.options import quiet, user_errors
+from mdrnn.presets import PRESETS, resolve_spec
+
+
+@click.command("train")
+@click.option("--train", "train_data", required=True, metavar="DATA",
+              help="Training data: a folder of images with .gt.txt, a TSV list, a PAGE or ALTO "
+                   ".xml, digits, or TYPE:PATH (iam, iam-ok, ifnenit, ifnenit-aw1, page, alto, "
+                   "folder, list).")
+@click.option("--val", "val_data", required=True, metavar="DATA", help="Validation data.")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: model.keras, checkpoint/, log.csv, tensorboard/.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="graves2009",
+              show_default=True,
+              help="Network; graves2009_x9 has a 4x1 last block (twice the CTC frames), "
+                   "graves2009_x9_wide twice its widths, graves2009_x6_wide a 4x2 middle "
+                   "block (a third more frames again).")
+@click.option("--spec", "spec_file", type=click.Path(exists=True, dir_okay=False),
+              help="JSON file of a network spec (see mdrnn.models); replaces --preset.")
+@click.option("--height", type=click.IntRange(8, 1024), default=64, show_default=True,
+              help="Line height the images are scaled to.")
+@click.option("--right-to-left", is_flag=True,
+              help="The script runs right to left (Arabic, Hebrew): lines are mirrored.")
+@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
+              show_default=True, help="sgd uses momentum 0.9 (Graves: --learning-rate 1e-4).")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
+              help="Default 1e-3 for adam, 1e-4 for sgd.")
+@click.option("--schedule", type=click.Choice(["constant", "cosine", "plateau"]),
+              default="constant", show_default=True,
+              help="Learning rate per epoch: cosine decays to 0 over --epochs; plateau cuts it "
+                   "by --lr-factor after --lr-patience epochs without a better validation CER.")
+@click.option("--lr-factor", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.3, show_default=True, help="The plateau schedule's cut.")
+@click.option("--lr-patience", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Epochs without a better validation CER before the plateau cut.")
+@click.option("--patience", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Stop after this many epochs without a better validation CER.")
+@click.option("--augment", is_flag=True, help="Distort training lines (shape and contrast).")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True),
+              help="Dropout after the feed-forward layers.")
+@click.option("--epoch-lines", type=click.IntRange(min=1),
+              help="Lines per epoch (a new random subset each epoch) [all].")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), metavar="MINUTES",
+              help="Stop after the epoch in which this much time has passed.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--xla/--no-xla", default=True, show_default=True,
+              help="Compile forward and backward passes with XLA.")
+@click.option("--mixed-precision", is_flag=True, help="float16 compute (for GPUs).")
+@click.option("--devices", type=click.IntRange(min=1),
+              help="Train on this many devices (MirroredStrategy) [all GPUs, else the CPU].")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--from", "from_model", metavar="MODEL",
+              help="Fine-tune a trained model (file or shipped name): its network, height "
+                   "and weights, its charset extended by the new data's symbols. --preset, "
+                   "--spec, --height and --right-to-left are then the model's.")
+@click.option("--lm", "lm_mode", type=click.Choice(["auto", "none"]), default="none",
+              show_default=True,
+              help="auto: after training, build a character LM of the training texts, tune "
+                   "its weight on --val and store both in the model (needs the lm extra).")
+@click.option("--lm-order", type=click.IntRange(1, 20), default=6, show_default=True,
+              help="The --lm auto model's longest n-gram.")
+def train_command(train_data, val_data, out, preset, spec_file, height, right_to_left, epochs,
+                  batch_size, optimizer, learning_rate, schedule, lr_factor, lr_patience,
+                  patience, augment, dropout, epoch_lines, time_limit, seed, xla,
+                  mixed_precision, devices, resume, from_model, lm_mode, lm_order):
+    """Train a recogniser; the best model by validation CER is OUT/model.keras."""
+    import json
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with user_errors():
+        spec = preset
+        if spec_file:
+            try:
+                spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
+            except ValueError as error:
+                raise click.BadParameter(f"{spec_file}: {error}", param_hint="--spec") from None
+        from mdrnn.datasets.formats import open_source
+        from mdrnn.pipelines.train import TrainConfig, train
+        from mdrnn.zoo import resolve_model
+
+        initial = None if from_model is None else str(resolve_model(from_model).resolve())
+        if dropout is not None and initial is None:
+            spec = {**resolve_spec(spec), "dropout": dropout}
+
+        try:
+            config = TrainConfig(
+                spec=spec, preprocessing={"height": height, "right_to_left": right_to_left},
+                epochs=epochs,
+                batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate,
+                schedule=schedule, lr_factor=lr_factor, lr_patience=lr_patience,
+                patience=patience, augment=augment, epoch_lines=epoch_lines,
+                time_limit=None if time_limit is None else 60 * time_limit, seed=seed, xla=xla,
+                mixed_precision=mixed_precision, initial_model=initial,
+                initial_dropout=dropout if initial else None)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from None
+        if lm_mode == "auto":
+            from mdrnn.lm import require_varikn
+
+            require_varikn()  # fail now, not after hours of training, if the extra is missing
+        train_samples, val_samples = (open_source(train_data, seed=seed),
+                                      open_source(val_data, seed=seed))
+        result = train(train_samples, val_samples, out, config, resume=resume, devices=devices,
+                       verbose=0 if quiet() else 1)
+        click.echo(f"best validation CER {100 * result.best_cer:.2f}% at epoch "
+                   f"{result.best_epoch}; model: {result.model_path}")
+        if lm_mode == "auto":
+            from mdrnn.pipelines.lm_tune import lm_auto
+
+            lm, trials = lm_auto(result.model_path, train_samples, val_samples, order=lm_order)
+            if lm.weight:
+                click.echo(f"with its {lm_order}-gram character LM (weight {lm.weight:g}): "
+                           f"validation CER {100 * min(t.cer for t in trials):.2f}%, beam "
+                           f"search without it {100 * trials[0].cer:.2f}%")
+
+
+@click.command()
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("mdrnn-demo"), show_default=True, help="Output folder.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=15.0,
+              show_default=True,
+              help="Time limit: training stops after its epochs or this long, if sooner.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(out, minutes, seed):
+    """Train on the bundled real handwritten digit strings and report the error rate.
+
+    The model trains on strings of MNIST digit images, is chosen on strings of
+    other digit images, and is measured on strings of digit images it never saw.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with user_errors():
+        from mdrnn.pipelines.checkpoint import read_state
+
+        if read_state(out / "checkpoint") is not None:
+            raise click.UsageError(f"{out} already holds a run; choose another --out")
+        from mdrnn.pipelines.demo import DEMO_EPOCHS, run_demo
+
+        click.echo(f"Training an MDLSTM recogniser on handwritten digit strings: {DEMO_EPOCHS} "
+                   f"epochs, about 10 minutes on 2 CPU cores, at most {minutes:g} (output in "
+                   f"{out}) ...", err=True)
+        result = run_demo(out, minutes, seed=seed, verbose=0 if quiet() else 1)
+    click.echo(f"\nTest CER {100 * result.test_cer:.2f}%, WER {100 * result.test_wer:.2f}% on "
+               f"{result.test_lines} lines of unseen digits (validation CER "
+               f"{100 * result.val_cer:.2f}%, {result.epochs} epochs, {result.seconds / 60:.1f} "
+               f"min).\nModel: {result.model_path}\n\nSample transcriptions:")
+    for name, reference, hypothesis, confidence in result.samples:
+        mark = "ok " if reference == hypothesis else "ERR"
+        click.echo(f"  {mark} {hypothesis:14s} (truth {reference}, confidence "
+                   f"{confidence:.2f})  {out / 'samples' / name}")
+    click.echo(f"\nNext:\n"
+               f"  mdrnn transcribe {result.model_path} {out / 'samples'} --out {out / 'text'}\n"
+               f"  mdrnn evaluate {result.model_path} digits:test\n"
+               f"  mdrnn train --train digits:train:30000 --val digits:val:500 --out runs/digits "
+               f"--preset graves2009_x9_wide \\\n"
+               f"      --learning-rate 3e-3 --schedule cosine --augment --dropout 0.1 "
+               f"--epoch-lines 2000 --epochs 100 --patience 30   # the full recipe (about an hour)")
