@@ -97,7 +97,8 @@ def adapt(model: str, val: Path, counts: list[int], steps: int) -> dict:
 
     from mdrnn.datasets.formats import open_source
     from mdrnn.pipelines.recognizer import Recognizer
-    from mdrnn.pipelines.train import TrainConfig, train
+    from mdrnn.pipelines.train import train
+    from mdrnn.pipelines.train_config import TrainConfig
     from mdrnn.zoo import resolve_model
 
     by_writer: dict[str, list] = {}

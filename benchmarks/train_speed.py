@@ -24,7 +24,8 @@ import tensorflow as tf  # noqa: E402
 
 from mdrnn.ctc import ctc_loss  # noqa: E402
 from mdrnn.models import build_model, output_lengths  # noqa: E402
-from mdrnn.pipelines.train import TrainConfig, make_optimizer, make_train_step  # noqa: E402
+from mdrnn.pipelines.train_config import TrainConfig  # noqa: E402
+from mdrnn.pipelines.train_steps import make_optimizer, make_train_step  # noqa: E402
 
 CLASSES = 80
 

@@ -36,7 +36,8 @@ def child(args) -> None:
     import train_speed
 
     from mdrnn.models import build_model
-    from mdrnn.pipelines.train import TrainConfig, make_optimizer, make_train_step
+    from mdrnn.pipelines.train_config import TrainConfig
+    from mdrnn.pipelines.train_steps import make_optimizer, make_train_step
 
     train_speed.CLASSES = 10
     model = build_model(args.preset, train_speed.CLASSES, height=args.height)

@@ -87,7 +87,8 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
             except ValueError as error:
                 raise click.BadParameter(f"{spec_file}: {error}", param_hint="--spec") from None
         from mdrnn.datasets.formats import open_source
-        from mdrnn.pipelines.train import TrainConfig, train
+        from mdrnn.pipelines.train import train
+        from mdrnn.pipelines.train_config import TrainConfig
         from mdrnn.zoo import resolve_model
 
         initial = None if from_model is None else str(resolve_model(from_model).resolve())

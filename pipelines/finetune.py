@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
 
 import keras
 
 from mdrnn.datasets.charset import Charset
 from mdrnn.errors import InputError
 from mdrnn.models import load_model, metadata
-
-if TYPE_CHECKING:
-    from mdrnn.pipelines.train import TrainConfig
+from mdrnn.pipelines.train_config import TrainConfig
 
 log = logging.getLogger("mdrnn.pipelines.train")
 

@@ -17,12 +17,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
-import json
 import logging
 import math
-import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -30,209 +27,29 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from mdrnn.ctc import ctc_loss
 from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.tfdata import LineDataset
-from mdrnn.decoding import greedy_decode
 from mdrnn.errors import InputError
 from mdrnn.models import build_model, output_lengths, transfer_weights, width_multiple
 from mdrnn.pipelines.atomic import atomic_path
 from mdrnn.pipelines.checkpoint import read_state, restore_checkpoint, save_checkpoint
 from mdrnn.pipelines.finetune import start_from
-from mdrnn.pipelines.metrics import ErrorRates, error_rates
 from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
 from mdrnn.pipelines.progress import EpochProgress
-from mdrnn.pipelines.schedule import check_schedule, learning_rate, run_progress
+from mdrnn.pipelines.schedule import learning_rate, run_progress
+from mdrnn.pipelines.train_config import TrainConfig, TrainResult, base_learning_rate
+from mdrnn.pipelines.train_steps import (
+    choose_strategy,
+    evaluate_dataset,
+    make_optimizer,
+    make_predict,
+    make_train_step,
+)
 from mdrnn.presets import resolve_spec
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ["epoch", "learning_rate", "loss", "val_cer", "val_wer", "val_line_accuracy",
               "lines_per_s", "seconds"]
-
-
-@dataclass
-class TrainConfig:
-    """How to train; stored in the checkpoint so that a resumed run continues alike.
-
-    Args:
-        spec: a preset name (see `mdrnn.presets.PRESETS`) or a model spec dict.
-        preprocessing: the preprocessing config as a dict.
-        epochs: maximum number of epochs.
-        batch_size: lines per step (over all devices).
-        optimizer: "adam", or "sgd" with momentum (Graves: lr 1e-4, momentum 0.9).
-        learning_rate: default 1e-3 for adam, 1e-4 for sgd; the rate of the first epoch.
-        schedule: "constant", "cosine" (to 0 over `epochs`, or over `time_limit` if
-            that comes first) or "plateau" (times `lr_factor` after `lr_patience`
-            epochs without a better validation CER); see `mdrnn.pipelines.schedule`.
-        lr_factor, lr_patience: the plateau schedule's cut and its patience.
-        momentum: for sgd.
-        clip_norm: gradients are clipped to this global norm (RNNs explode).
-        patience: stop after this many epochs without a better validation CER.
-        augment: distort training lines (geometric and photometric).
-        buckets: padded line widths per data set; each is one XLA compilation.
-        epoch_lines: lines per epoch (a random subset, new each epoch); None: all.
-        time_limit: stop after the epoch during which this many seconds passed.
-        seed: seeds data order, augmentation and weight initialisation.
-        xla: compile the forward/backward pass with XLA.
-        mixed_precision: float16 compute with loss scaling (for GPUs).
-        initial_model: a trained model file to fine-tune: its network, preprocessing
-            and weights are used, its charset extended by the training data's new
-            symbols (see `start_from`); `spec` and `preprocessing` are then its own.
-        initial_dropout: with `initial_model`, its dropout rate replaced by this one.
-    """
-
-    spec: str | dict = "graves2009"
-    preprocessing: dict = field(default_factory=lambda: PreprocessConfig().to_dict())
-    epochs: int = 100
-    batch_size: int = 16
-    optimizer: str = "adam"
-    learning_rate: float | None = None
-    momentum: float = 0.9
-    schedule: str = "constant"
-    lr_factor: float = 0.3
-    lr_patience: int = 8
-    clip_norm: float = 5.0
-    patience: int = 20
-    augment: bool = False
-    buckets: int = 4
-    epoch_lines: int | None = None
-    time_limit: float | None = None
-    seed: int = 0
-    xla: bool = True
-    mixed_precision: bool = False
-    initial_model: str | None = None
-    initial_dropout: float | None = None
-
-    def __post_init__(self):
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        check_schedule(self.schedule, self.lr_factor, self.lr_patience)
-        for name in ("epochs", "batch_size", "patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-
-@dataclass
-class TrainResult:
-    best_cer: float
-    best_epoch: int
-    epochs_run: int
-    model_path: Path
-    history: list[dict]
-
-
-def base_learning_rate(config: TrainConfig) -> float:
-    return config.learning_rate or (1e-4 if config.optimizer == "sgd" else 1e-3)
-
-
-def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    if config.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(base_learning_rate(config), momentum=config.momentum,
-                                         global_clipnorm=config.clip_norm)
-    else:
-        optimizer = keras.optimizers.Adam(base_learning_rate(config),
-                                          global_clipnorm=config.clip_norm)
-    if config.mixed_precision:
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
-
-
-def _has_keras_rnn(model) -> bool:
-    return any(isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))
-               for layer in model.layers)
-
-
-def make_train_step(model, optimizer, strategy, global_batch: int, xla: bool = True):
-    """A compiled training step; returns the mean loss of the batch.
-
-    With `xla`, forward and backward are compiled per replica with XLA and the sparse
-    CTC kernel runs outside. Keras RNN layers cannot send their gradient across an
-    XLA boundary (TensorList), and compiling their whole step with the dense CTC
-    formulation ran 18x slower (benchmarks/train_speed.py), so they run without XLA.
-    """
-    compiled = xla and not _has_keras_rnn(model)
-    forward = tf.function(lambda image, width: model({"image": image, "width": width},
-                                                     training=True), jit_compile=compiled)
-    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-
-    def replica_step(batch):
-        with tf.GradientTape() as tape:
-            logits = forward(batch["image"], batch["width"])
-            frames = output_lengths(model, batch["width"])
-            # The pipeline dropped lines that cannot fit, so no check in the step.
-            losses = ctc_loss(batch["labels"], logits, batch["label_length"], frames,
-                              check=False)
-            loss = tf.reduce_sum(losses) / global_batch
-            objective = optimizer.scale_loss(loss) if scaled else loss
-        grads = tape.gradient(objective, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    @tf.function(reduce_retracing=True)
-    def step(batch):
-        losses = strategy.run(replica_step, args=(batch,))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
-
-    return step
-
-
-def make_predict(model, xla: bool = True, batch_size: int | None = None):
-    """Logits and output lengths of a batch, compiled.
-
-    With `batch_size`, smaller batches are padded with empty lines (width 0) to that
-    size, so that XLA compiles one shape per width rather than one per remainder.
-    """
-    @tf.function(jit_compile=xla, input_signature=[
-        tf.TensorSpec([None, None, None, 1], tf.float32), tf.TensorSpec([None], tf.int32)])
-    def predict(image, width):
-        return model({"image": image, "width": width}, training=False)
-
-    def run(batch):
-        image, width = batch["image"], batch["width"]
-        size = int(tf.shape(image)[0])
-        missing = max(0, (batch_size or size) - size)
-        if missing:
-            image = tf.pad(image, [[0, missing], [0, 0], [0, 0], [0, 0]])
-            width = tf.pad(width, [[0, missing]])
-        logits = predict(image, width).numpy()[:size]
-        return logits, np.asarray(output_lengths(model, batch["width"].numpy()))
-
-    return run
-
-
-def _hypothesis(charset: Charset, ids, reference):
-    # Token transcriptions (IFN/ENIT shapes) are compared token by token.
-    return charset.decode(ids) if isinstance(reference, str) else tuple(
-        charset.decode_symbols(ids))
-
-
-def evaluate_dataset(predict, data: LineDataset) -> tuple[ErrorRates, list[tuple]]:
-    """Greedy-decode every line of `data`; (rates, [(sample, hypothesis, confidence)])."""
-    rows = []
-    for batch in data.dataset():
-        logits, frames = predict(batch)
-        decoded = greedy_decode(logits, frames)
-        for i, (ids, confidence) in zip(batch["index"].numpy(), decoded):
-            sample = data.samples[i]
-            rows.append((sample, _hypothesis(data.charset, ids, sample.text), confidence))
-    rates = error_rates([s.text for s, _, _ in rows], [h for _, h, _ in rows])
-    return rates, rows
-
-
-def choose_strategy(devices: int | None = None) -> tf.distribute.Strategy:
-    """MultiWorkerMirrored under TF_CONFIG, Mirrored over several devices, else default."""
-    if "TF_CONFIG" in os.environ and json.loads(os.environ["TF_CONFIG"]).get("cluster"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    cpus = tf.config.list_logical_devices("CPU")
-    available = gpus or cpus
-    if devices is None:
-        devices = len(gpus) or 1
-    if devices > len(available):
-        raise InputError(f"{devices} devices asked for, {len(available)} available")
-    if devices <= 1:
-        return tf.distribute.get_strategy()
-    return tf.distribute.MirroredStrategy([d.name for d in available[:devices]])
 
 
 def _write_log(path: Path, history: list[dict]) -> None:

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from mdrnn.pipelines import demo
 from mdrnn.pipelines.cli import main
-from mdrnn.pipelines.train import TrainConfig
+from mdrnn.pipelines.train_config import TrainConfig
 
 TINY = {"type": "mdlstm", "levels": [{"block": [4, 3], "units": 2},
                                      {"block": [4, 2], "tanh": 4, "units": 4}]}

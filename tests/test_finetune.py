@@ -12,7 +12,8 @@ from mdrnn.datasets.samples import Sample
 from mdrnn.errors import InputError
 from mdrnn.models import build_model, metadata, transfer_weights
 from mdrnn.pipelines.cli import main
-from mdrnn.pipelines.train import TrainConfig, train
+from mdrnn.pipelines.train import train
+from mdrnn.pipelines.train_config import TrainConfig
 from mdrnn.zoo import resolve_model, shipped_models
 
 TINY = {"type": "mdlstm", "levels": [{"block": [4, 3], "units": 2},

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from mdrnn.pipelines.schedule import learning_rate, run_progress
-from mdrnn.pipelines.train import TrainConfig
+from mdrnn.pipelines.train_config import TrainConfig
 
 
 def rows(*cers):

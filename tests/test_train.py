@@ -16,7 +16,8 @@ from mdrnn.datasets.digits import digit_lines
 from mdrnn.errors import InputError
 from mdrnn.models import metadata
 from mdrnn.pipelines.cli import main
-from mdrnn.pipelines.train import TrainConfig, train
+from mdrnn.pipelines.train import train
+from mdrnn.pipelines.train_config import TrainConfig
 
 TINY = {"type": "mdlstm", "levels": [{"block": [4, 3], "units": 2},
                                      {"block": [4, 2], "tanh": 4, "units": 4}]}
@@ -102,7 +103,9 @@ def test_mirrored_strategy_on_two_logical_cpus_trains(tmp_path):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from mdrnn.datasets.digits import digit_lines
-        from mdrnn.pipelines.train import TrainConfig, train, choose_strategy
+        from mdrnn.pipelines.train import train
+        from mdrnn.pipelines.train_config import TrainConfig
+        from mdrnn.pipelines.train_steps import choose_strategy
         assert choose_strategy(2).num_replicas_in_sync == 2
         config = TrainConfig(spec={TINY!r}, preprocessing={{"height": 16}}, epochs=1,
                              batch_size=4)

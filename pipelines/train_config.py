@@ -1,0 +1,84 @@
+"""What a training run is told (`TrainConfig`, saved with its checkpoint) and what it gives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mdrnn.pipelines.preprocess import PreprocessConfig
+from mdrnn.pipelines.schedule import check_schedule
+
+
+@dataclass
+class TrainConfig:
+    """How to train; stored in the checkpoint so that a resumed run continues alike.
+
+    Args:
+        spec: a preset name (see `mdrnn.presets.PRESETS`) or a model spec dict.
+        preprocessing: the preprocessing config as a dict.
+        epochs: maximum number of epochs.
+        batch_size: lines per step (over all devices).
+        optimizer: "adam", or "sgd" with momentum (Graves: lr 1e-4, momentum 0.9).
+        learning_rate: default 1e-3 for adam, 1e-4 for sgd; the rate of the first epoch.
+        schedule: "constant", "cosine" (to 0 over `epochs`, or over `time_limit` if
+            that comes first) or "plateau" (times `lr_factor` after `lr_patience`
+            epochs without a better validation CER); see `mdrnn.pipelines.schedule`.
+        lr_factor, lr_patience: the plateau schedule's cut and its patience.
+        momentum: for sgd.
+        clip_norm: gradients are clipped to this global norm (RNNs explode).
+        patience: stop after this many epochs without a better validation CER.
+        augment: distort training lines (geometric and photometric).
+        buckets: padded line widths per data set; each is one XLA compilation.
+        epoch_lines: lines per epoch (a random subset, new each epoch); None: all.
+        time_limit: stop after the epoch during which this many seconds passed.
+        seed: seeds data order, augmentation and weight initialisation.
+        xla: compile the forward/backward pass with XLA.
+        mixed_precision: float16 compute with loss scaling (for GPUs).
+        initial_model: a trained model file to fine-tune: its network, preprocessing
+            and weights are used, its charset extended by the training data's new
+            symbols (see `start_from`); `spec` and `preprocessing` are then its own.
+        initial_dropout: with `initial_model`, its dropout rate replaced by this one.
+    """
+
+    spec: str | dict = "graves2009"
+    preprocessing: dict = field(default_factory=lambda: PreprocessConfig().to_dict())
+    epochs: int = 100
+    batch_size: int = 16
+    optimizer: str = "adam"
+    learning_rate: float | None = None
+    momentum: float = 0.9
+    schedule: str = "constant"
+    lr_factor: float = 0.3
+    lr_patience: int = 8
+    clip_norm: float = 5.0
+    patience: int = 20
+    augment: bool = False
+    buckets: int = 4
+    epoch_lines: int | None = None
+    time_limit: float | None = None
+    seed: int = 0
+    xla: bool = True
+    mixed_precision: bool = False
+    initial_model: str | None = None
+    initial_dropout: float | None = None
+
+    def __post_init__(self):
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        check_schedule(self.schedule, self.lr_factor, self.lr_patience)
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class TrainResult:
+    best_cer: float
+    best_epoch: int
+    epochs_run: int
+    model_path: Path
+    history: list[dict]
+
+
+def base_learning_rate(config: TrainConfig) -> float:
+    return config.learning_rate or (1e-4 if config.optimizer == "sgd" else 1e-3)

@@ -1,0 +1,130 @@
+"""The compiled pieces of training: optimiser, CTC train step, forward pass, validation,
+and the tf.distribute strategy."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mdrnn.ctc import ctc_loss
+from mdrnn.datasets.charset import Charset
+from mdrnn.datasets.tfdata import LineDataset
+from mdrnn.decoding import greedy_decode
+from mdrnn.errors import InputError
+from mdrnn.models import output_lengths
+from mdrnn.pipelines.metrics import ErrorRates, error_rates
+from mdrnn.pipelines.train_config import TrainConfig, base_learning_rate
+
+
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(base_learning_rate(config), momentum=config.momentum,
+                                         global_clipnorm=config.clip_norm)
+    else:
+        optimizer = keras.optimizers.Adam(base_learning_rate(config),
+                                          global_clipnorm=config.clip_norm)
+    if config.mixed_precision:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def _has_keras_rnn(model) -> bool:
+    return any(isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))
+               for layer in model.layers)
+
+
+def make_train_step(model, optimizer, strategy, global_batch: int, xla: bool = True):
+    """A compiled training step; returns the mean loss of the batch.
+
+    With `xla`, forward and backward are compiled per replica with XLA and the sparse
+    CTC kernel runs outside. Keras RNN layers cannot send their gradient across an
+    XLA boundary (TensorList), and compiling their whole step with the dense CTC
+    formulation ran 18x slower (benchmarks/train_speed.py), so they run without XLA.
+    """
+    compiled = xla and not _has_keras_rnn(model)
+    forward = tf.function(lambda image, width: model({"image": image, "width": width},
+                                                     training=True), jit_compile=compiled)
+    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def replica_step(batch):
+        with tf.GradientTape() as tape:
+            logits = forward(batch["image"], batch["width"])
+            frames = output_lengths(model, batch["width"])
+            # The pipeline dropped lines that cannot fit, so no check in the step.
+            losses = ctc_loss(batch["labels"], logits, batch["label_length"], frames,
+                              check=False)
+            loss = tf.reduce_sum(losses) / global_batch
+            objective = optimizer.scale_loss(loss) if scaled else loss
+        grads = tape.gradient(objective, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    @tf.function(reduce_retracing=True)
+    def step(batch):
+        losses = strategy.run(replica_step, args=(batch,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    return step
+
+
+def make_predict(model, xla: bool = True, batch_size: int | None = None):
+    """Logits and output lengths of a batch, compiled.
+
+    With `batch_size`, smaller batches are padded with empty lines (width 0) to that
+    size, so that XLA compiles one shape per width rather than one per remainder.
+    """
+    @tf.function(jit_compile=xla, input_signature=[
+        tf.TensorSpec([None, None, None, 1], tf.float32), tf.TensorSpec([None], tf.int32)])
+    def predict(image, width):
+        return model({"image": image, "width": width}, training=False)
+
+    def run(batch):
+        image, width = batch["image"], batch["width"]
+        size = int(tf.shape(image)[0])
+        missing = max(0, (batch_size or size) - size)
+        if missing:
+            image = tf.pad(image, [[0, missing], [0, 0], [0, 0], [0, 0]])
+            width = tf.pad(width, [[0, missing]])
+        logits = predict(image, width).numpy()[:size]
+        return logits, np.asarray(output_lengths(model, batch["width"].numpy()))
+
+    return run
+
+
+def _hypothesis(charset: Charset, ids, reference):
+    # Token transcriptions (IFN/ENIT shapes) are compared token by token.
+    return charset.decode(ids) if isinstance(reference, str) else tuple(
+        charset.decode_symbols(ids))
+
+
+def evaluate_dataset(predict, data: LineDataset) -> tuple[ErrorRates, list[tuple]]:
+    """Greedy-decode every line of `data`; (rates, [(sample, hypothesis, confidence)])."""
+    rows = []
+    for batch in data.dataset():
+        logits, frames = predict(batch)
+        decoded = greedy_decode(logits, frames)
+        for i, (ids, confidence) in zip(batch["index"].numpy(), decoded):
+            sample = data.samples[i]
+            rows.append((sample, _hypothesis(data.charset, ids, sample.text), confidence))
+    rates = error_rates([s.text for s, _, _ in rows], [h for _, h, _ in rows])
+    return rates, rows
+
+
+def choose_strategy(devices: int | None = None) -> tf.distribute.Strategy:
+    """MultiWorkerMirrored under TF_CONFIG, Mirrored over several devices, else default."""
+    if "TF_CONFIG" in os.environ and json.loads(os.environ["TF_CONFIG"]).get("cluster"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    cpus = tf.config.list_logical_devices("CPU")
+    available = gpus or cpus
+    if devices is None:
+        devices = len(gpus) or 1
+    if devices > len(available):
+        raise InputError(f"{devices} devices asked for, {len(available)} available")
+    if devices <= 1:
+        return tf.distribute.get_strategy()
+    return tf.distribute.MirroredStrategy([d.name for d in available[:devices]])
