@@ -44,7 +44,7 @@ def main() -> None:
     from mdrnn.datasets.formats import open_source
     from mdrnn.decoding import beam_search_decode, greedy_decode
     from mdrnn.lm import build_arpa
-    from mdrnn.lm_decoding import LanguageModel
+    from mdrnn.lm_decoding import KENLM_MAX_ORDER, LanguageModel
     from mdrnn.models import load_model
     from mdrnn.pipelines.lm_tune import network_outputs, tune_lm
     from mdrnn.pipelines.metrics import error_rates
@@ -78,7 +78,8 @@ def main() -> None:
             built = time.perf_counter() - start
             for width, engine in itertools.product(map(int, args.beam_widths.split(",")),
                                                    args.engines.split(",")):
-                if unit == "word" and engine == "prefix":
+                if (unit == "word" and engine == "prefix") or (
+                        engine == "flashlight" and order > KENLM_MAX_ORDER):
                     continue
                 recognizer.beam_width = width
                 grid = {"bonuses": (0.0, 1.0, 2.0) if unit == "word" else (0.0,)}

@@ -44,6 +44,7 @@ TOKENS_PER_STEP = 16
 THRESHOLD = 15.0
 MAX_WEIGHT = 10.0
 ENGINES = ("auto", "prefix", "flashlight")
+KENLM_MAX_ORDER = 6  # as flashlight-text's wheel is compiled
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,10 @@ class FlashlightDecoder:
     def __init__(self, lm: LanguageModel, symbols: tuple[str, ...], *, beam_width: int = 16):
         decoder, dictionary, self._kenlm_class = require_flashlight()
         arpa = read_arpa(lm.path)
+        if arpa.order > KENLM_MAX_ORDER:
+            raise InputError(f"{lm.path}: a {arpa.order}-gram model; flashlight-text's KenLM "
+                             f"reads orders up to {KENLM_MAX_ORDER} (the prefix decoder reads "
+                             f"any)")
         self.lm, self.symbols = lm, symbols
         tokens = ["<blank>"] + [lm_token(s) for s in symbols]
         space = tokens.index(SPACE) if SPACE in tokens else -1
@@ -164,8 +169,7 @@ class FlashlightDecoder:
             if missing:
                 raise InputError(f"{lm.path}: the character LM lacks {len(missing)} of the "
                                  f"model's symbols: {''.join(missing[:20])!r}")
-            with quiet_native_output():
-                self._kenlm = self._kenlm_class(str(lm.path), dictionary.Dictionary(tokens))
+            self._kenlm = self._load_kenlm(dictionary.Dictionary(tokens))
             self._decoder = decoder.LexiconFreeDecoder(
                 decoder.LexiconFreeDecoderOptions(**options), self._kenlm, space, BLANK, [])
         else:
@@ -173,6 +177,14 @@ class FlashlightDecoder:
                 raise InputError(f"{lm.path}: a word LM needs a model that reads spaces")
             self._decoder, self._kenlm = self._word_decoder(arpa, tokens, space, options,
                                                             decoder, dictionary)
+
+    def _load_kenlm(self, tokens):
+        try:
+            with quiet_native_output():
+                return self._kenlm_class(str(self.lm.path), tokens)
+        except RuntimeError as error:
+            reason = " ".join(str(error).split())[:200]
+            raise InputError(f"{self.lm.path}: KenLM cannot read it ({reason})") from None
 
     def _word_decoder(self, arpa, tokens, space, options, decoder, dictionary):
         ids = {s: i + 1 for i, s in enumerate(self.symbols)}
@@ -182,8 +194,7 @@ class FlashlightDecoder:
             raise InputError(f"{self.lm.path}: no word of the LM can be spelled with the "
                              f"model's symbols")
         word_dict = dictionary.Dictionary(words + ["<unk>"])
-        with quiet_native_output():
-            kenlm = self._kenlm_class(str(self.lm.path), word_dict)
+        kenlm = self._load_kenlm(word_dict)
         trie = decoder.Trie(len(tokens), space)
         start = kenlm.start(False)
         for index, word in enumerate(words):

@@ -307,3 +307,14 @@ def test_a_char_lm_needs_no_flashlight_to_decode(char_lm, monkeypatch):
     assert ids == (2,)
     with pytest.raises(InputError, match="needs flashlight-text"):
         lm_decoder(LanguageModel(char_lm), SYMBOLS, engine="flashlight")
+
+
+def test_orders_beyond_kenlm_are_read_by_the_prefix_decoder(tmp_path):
+    path = tmp_path / "long.arpa"
+    path.write_bytes(build_arpa(TEXTS, order=8, prune=0.0001))
+    assert read_arpa(path).order > 6
+    [(ids, _)] = lm_decoder(LanguageModel(path), SYMBOLS).decode(
+        logits_for(np.array([[0.1, 0, 0.9, 0, 0]]) + 1e-4), [1])
+    assert ids == (2,)
+    with pytest.raises(InputError, match="long.arpa: a [78]-gram model; flashlight-text's KenLM"):
+        lm_decoder(LanguageModel(path), SYMBOLS, engine="flashlight")
