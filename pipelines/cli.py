@@ -183,14 +183,9 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
     import dataclasses
     import json
 
-    import cv2
-
-    from mdrnn.datasets.formats import open_source
     from mdrnn.errors import InputError
-    from mdrnn.pipelines.batch import run_job, write_samples
-    from mdrnn.pipelines.inputs import check_unique_names, expand_inputs
     from mdrnn.pipelines.preprocess import PreprocessConfig
-    from mdrnn.pipelines.segment import SegmentConfig
+    from mdrnn.pipelines.preprocess_job import plan_inputs, preprocess_files
 
     overrides = {"height": height, "polarity": polarity, "binarise": binarise,
                  "min_component": denoise, "deskew": deskew, "slant": slant, "crop": crop}
@@ -200,23 +195,14 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
         config = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
     except (OSError, ValueError, TypeError) as exc:
         raise click.BadParameter(f"{config_file}: {exc}", param_hint="--config") from None
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # we report bad files
-    sources = [i for i in inputs if i.split(":", 1)[0] in ("alto", "page")
-               and not Path(i).exists()]
-    files = [i for i in inputs if i not in sources]
     try:
-        jobs = expand_inputs(files) if files else []
-        check_unique_names(jobs)
-        samples = [s for source in sources for s in open_source(source)]
+        jobs, samples = plan_inputs(inputs)
     except InputError as error:
         raise click.BadParameter(str(error), param_hint="INPUTS") from None
-    quiet = click.get_current_context().find_root().params.get("quiet")
-    results = write_samples(samples, out, config, overwrite)
-    with click.progressbar(jobs, label="Preprocessing", file=click.get_text_stream("stderr"),
-                           hidden=bool(quiet)) as bar:
-        for job in bar:
-            results.append(run_job(job, out, config, SegmentConfig() if pages else None,
-                                   overwrite))
+    with progress_bar(len(jobs), "Preprocessing") as bar:
+        results = preprocess_files(jobs, samples, out, config, pages=pages,
+                                   overwrite=overwrite,
+                                   progress=bar.update if bar is not None else None)
     failed = [r for r in results if r.status == "failed"]
     for result in failed:
         click.echo(f"failed: {result.message}", err=True)

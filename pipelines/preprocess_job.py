@@ -1,4 +1,4 @@
-"""Batch preprocessing of image files for `mdrnn preprocess`.
+"""The preprocessing job of `mdrnn preprocess`: image files and transcribed lines to PNG.
 
 Inputs are expanded as for transcription (`mdrnn.pipelines.inputs`): files,
 folders (searched recursively for images), glob patterns and list files.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -29,10 +30,12 @@ import cv2
 import numpy as np
 
 from mdrnn.datasets.charset import TOKEN_SEPARATOR
+from mdrnn.datasets.formats import open_source
 from mdrnn.datasets.imageio import load_image
+from mdrnn.datasets.samples import Sample
 from mdrnn.errors import InputError
 from mdrnn.pipelines.atomic import atomic_write
-from mdrnn.pipelines.inputs import InputFile
+from mdrnn.pipelines.inputs import InputFile, check_unique_names, expand_inputs
 from mdrnn.pipelines.preprocess import PreprocessConfig, normalise_line
 from mdrnn.pipelines.segment import SegmentConfig, segment_page
 
@@ -141,4 +144,38 @@ def write_samples(samples, out: Path, config: PreprocessConfig,
         except (cv2.error, MemoryError, OSError, ValueError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             results.append(JobResult(job, "failed", f"{sample.name}: {reason}"))
+    return results
+
+
+def plan_inputs(inputs: Sequence[str]) -> tuple[list[InputFile], list[Sample]]:
+    """Split INPUTS into image files to preprocess and transcribed lines of data
+    sources (``alto:PATH``, ``page:PATH``; a path that exists is a file even if it
+    looks like one).
+
+    Raises:
+        InputError: an input that matches nothing, two outputs of one name, or an
+            unreadable source.
+    """
+    sources = [i for i in inputs if i.split(":", 1)[0] in ("alto", "page")
+               and not Path(i).exists()]
+    files = [i for i in inputs if i not in sources]
+    jobs = expand_inputs(files) if files else []
+    check_unique_names(jobs)
+    return jobs, [s for source in sources for s in open_source(source)]
+
+
+def preprocess_files(jobs: Sequence[InputFile], samples: Sequence[Sample], out: Path,
+                     config: PreprocessConfig, *, pages: bool = False,
+                     overwrite: bool = False,
+                     progress: Callable[[int], None] | None = None) -> list[JobResult]:
+    """Preprocess the lines of `samples` and the image files of `jobs` (line images,
+    or page scans whose lines are found first with `pages`) into `out`; one result
+    per sample and per job, failures included (the job goes on)."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # failures are reported
+    results = write_samples(samples, out, config, overwrite)
+    segment = SegmentConfig() if pages else None
+    for job in jobs:
+        results.append(run_job(job, out, config, segment, overwrite))
+        if progress is not None:
+            progress(1)
     return results
