@@ -36,7 +36,8 @@ def main() -> None:
     from mdrnn.datasets.charset import Charset
     from mdrnn.datasets.digits import digit_lines
     from mdrnn.datasets.tfdata import LineDataset
-    from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
+    from mdrnn.pipelines.preprocess import preprocess_line
+    from mdrnn.pipelines.preprocess_config import PreprocessConfig
 
     samples = digit_lines("train", args.lines, seed=0)
     charset = Charset.from_texts(s.text for s in samples)

@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 
 from mdrnn.datasets.imageio import load_image
-from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
+from mdrnn.pipelines.preprocess import preprocess_line
+from mdrnn.pipelines.preprocess_config import PreprocessConfig
 from mdrnn.pipelines.segment import segment_page
 from mdrnn.pipelines.segment_eval import match_lines, render_page
 

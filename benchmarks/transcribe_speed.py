@@ -86,7 +86,7 @@ def prepare_data(folder: Path, count: int) -> None:
     from mdrnn.datasets.charset import Charset
     from mdrnn.datasets.digits import digit_lines
     from mdrnn.models import graves2009
-    from mdrnn.pipelines.preprocess import PreprocessConfig
+    from mdrnn.pipelines.preprocess_config import PreprocessConfig
 
     (folder / "lines").mkdir()
     for sample in digit_lines("train", count, seed=0):

@@ -184,7 +184,7 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
     import json
 
     from mdrnn.errors import InputError
-    from mdrnn.pipelines.preprocess import PreprocessConfig
+    from mdrnn.pipelines.preprocess_config import PreprocessConfig
     from mdrnn.pipelines.preprocess_job import plan_inputs, preprocess_files
 
     overrides = {"height": height, "polarity": polarity, "binarise": binarise,

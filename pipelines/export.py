@@ -34,7 +34,7 @@ import tensorflow as tf
 from mdrnn.datasets.charset import Charset
 from mdrnn.errors import InputError
 from mdrnn.models import load_model, metadata, output_lengths, width_multiple
-from mdrnn.pipelines.preprocess import PreprocessConfig
+from mdrnn.pipelines.preprocess_config import PreprocessConfig
 
 DECODING = ("CTC best path: for each line, take the argmax class of each of its first "
             "`lengths` frames, merge repeated classes, drop the blank (class 0), and map "

@@ -36,7 +36,8 @@ from mdrnn.datasets.samples import Sample
 from mdrnn.errors import InputError
 from mdrnn.pipelines.atomic import atomic_write
 from mdrnn.pipelines.inputs import InputFile, check_unique_names, expand_inputs
-from mdrnn.pipelines.preprocess import PreprocessConfig, normalise_line
+from mdrnn.pipelines.preprocess import normalise_line
+from mdrnn.pipelines.preprocess_config import PreprocessConfig
 from mdrnn.pipelines.segment import SegmentConfig, segment_page
 
 

@@ -38,7 +38,8 @@ from mdrnn.errors import InputError
 from mdrnn.lexicon import Lexicon, lexicon_decode_line, lexicon_decode_word, read_lexicon
 from mdrnn.lm_decoding import LanguageModel, embedded_lm, lm_decoder
 from mdrnn.models import load_model, metadata, output_lengths, width_multiple
-from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
+from mdrnn.pipelines.preprocess import preprocess_line
+from mdrnn.pipelines.preprocess_config import PreprocessConfig
 
 DECODERS = ("greedy", "beam", "lexicon")
 LEXICON_MODES = ("word", "line")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from mdrnn.datasets.imageio import to_gray
 from mdrnn.pipelines.geometry import estimate_skew, rotate, rotation
 from mdrnn.pipelines.layout import find_lines
 from mdrnn.pipelines.preprocess import (
@@ -37,7 +38,6 @@ from mdrnn.pipelines.preprocess import (
     fix_polarity,
     ink_mask,
     stretch_contrast,
-    to_gray,
 )
 
 _BINARISERS = ("otsu", "sauvola")

@@ -34,7 +34,8 @@ from mdrnn.models import build_model, output_lengths, transfer_weights, width_mu
 from mdrnn.pipelines.atomic import atomic_path
 from mdrnn.pipelines.checkpoint import read_state, restore_checkpoint, save_checkpoint
 from mdrnn.pipelines.finetune import start_from
-from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
+from mdrnn.pipelines.preprocess import preprocess_line
+from mdrnn.pipelines.preprocess_config import PreprocessConfig
 from mdrnn.pipelines.progress import EpochProgress
 from mdrnn.pipelines.schedule import learning_rate, run_progress
 from mdrnn.pipelines.train_config import TrainConfig, TrainResult, base_learning_rate

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mdrnn.pipelines.preprocess import PreprocessConfig
+from mdrnn.pipelines.preprocess_config import PreprocessConfig
 from mdrnn.pipelines.schedule import check_schedule
 
 

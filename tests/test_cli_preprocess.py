@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from mdrnn.datasets.imageio import load_image
 from mdrnn.pipelines import atomic
 from mdrnn.pipelines.cli import main
-from mdrnn.pipelines.preprocess import PreprocessConfig, normalise_line
+from mdrnn.pipelines.preprocess import normalise_line
+from mdrnn.pipelines.preprocess_config import PreprocessConfig
 from mdrnn.pipelines.segment_eval import render_page
 
 

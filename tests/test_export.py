@@ -16,7 +16,8 @@ from mdrnn.errors import InputError
 from mdrnn.models import output_lengths
 from mdrnn.pipelines.cli import main
 from mdrnn.pipelines.export import export_model
-from mdrnn.pipelines.preprocess import PreprocessConfig, normalise_line, preprocess_line
+from mdrnn.pipelines.preprocess import normalise_line, preprocess_line
+from mdrnn.pipelines.preprocess_config import PreprocessConfig
 
 
 @pytest.mark.parametrize("settings", [{}, {"right_to_left": True, "mean_std": True}])

@@ -149,7 +149,8 @@ def test_a_few_hundred_steps_fit_a_handful_of_digit_lines():
     from mdrnn.datasets.charset import Charset
     from mdrnn.datasets.digits import digit_lines
     from mdrnn.decoding import greedy_decode
-    from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
+    from mdrnn.pipelines.preprocess import preprocess_line
+    from mdrnn.pipelines.preprocess_config import PreprocessConfig
 
     samples = digit_lines("train", 4, seed=3, min_digits=3, max_digits=5)
     charset = Charset.from_texts(s.text for s in samples)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from mdrnn.datasets import imageio
-from mdrnn.datasets.imageio import load_image, read_header
+from mdrnn.datasets.image_headers import read_header
+from mdrnn.datasets.imageio import load_image
 from mdrnn.errors import InputError
 from mdrnn.pipelines.geometry import estimate_skew, estimate_slant, rotate, shear
 from mdrnn.pipelines.preprocess import (
     MAX_ASPECT,
-    PreprocessConfig,
     binarise_otsu,
     binarise_sauvola,
     crop_to_ink,
@@ -31,6 +31,7 @@ from mdrnn.pipelines.preprocess import (
     scale_to_height,
     stretch_contrast,
 )
+from mdrnn.pipelines.preprocess_config import PreprocessConfig
 
 DIGITS = Path(__file__).resolve().parents[1] / "datasets" / "data" / "mnist_digits_8k.npz"
 

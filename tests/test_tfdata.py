@@ -11,7 +11,8 @@ from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.formats import Sample
 from mdrnn.datasets.tfdata import LineDataset, required_frames
 from mdrnn.errors import InputError
-from mdrnn.pipelines.preprocess import PreprocessConfig, preprocess_line
+from mdrnn.pipelines.preprocess import preprocess_line
+from mdrnn.pipelines.preprocess_config import PreprocessConfig
 
 CONFIG = PreprocessConfig(height=16)
 

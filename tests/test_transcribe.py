@@ -15,7 +15,7 @@ from mdrnn.errors import InputError
 from mdrnn.lexicon import read_lexicon
 from mdrnn.models import build_model
 from mdrnn.pipelines.inputs import InputFile
-from mdrnn.pipelines.preprocess import PreprocessConfig
+from mdrnn.pipelines.preprocess_config import PreprocessConfig
 from mdrnn.pipelines.recognizer import Recognizer
 from mdrnn.pipelines.transcribe import transcribe_files
 from mdrnn.pipelines.writers import JsonlWriter, TextWriter

@@ -8,7 +8,7 @@ import numpy as np
 
 from mdrnn.datasets.charset import Charset
 from mdrnn.models import build_model
-from mdrnn.pipelines.preprocess import PreprocessConfig
+from mdrnn.pipelines.preprocess_config import PreprocessConfig
 
 TINY_SPEC = {"type": "mdlstm", "levels": [{"block": [4, 4], "units": 2}]}
 
