@@ -247,15 +247,17 @@ def test_lm_auto_stores_the_lm_only_when_it_helps(tmp_path, model_file):
 
     from mdrnn.datasets.formats import open_source
     from mdrnn.models import load_model
-    from mdrnn.pipelines.lm_tune import lm_auto
+    from mdrnn.pipelines.lm_tune import MIN_GAIN, lm_auto
 
     samples = open_source(str(write_line_folder(tmp_path / "l", ["ab c", "ba", "c ab"], 4)))
     path = shutil.copy(model_file, tmp_path / "model.keras")
     chosen, trials = lm_auto(path, samples, samples, order=3)
     assert trials[0].weight == 0 and len(trials) == 1 + 5 * 3
-    assert chosen.weight == min(trials, key=lambda t: (round(t.cer, 6), t.weight)).weight
+    best = min(trials, key=lambda t: (round(t.cer, 6), t.weight))
+    kept = best.weight > 0 and best.cer <= (1 - MIN_GAIN) * trials[0].cer
+    assert chosen.weight == (best.weight if kept else 0)
     with embedded_lm(load_model(path)) as stored:
-        assert (stored is None) == (chosen.weight == 0)
+        assert (stored is None) == (not kept)
         if stored is not None:
             assert (stored.weight, stored.blank_penalty) == (chosen.weight, chosen.blank_penalty)
 

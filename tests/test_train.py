@@ -138,6 +138,10 @@ def test_cli_train_and_its_errors(tmp_path):
     assert result.exit_code == 0, result.output
     assert "best validation CER" in result.output
     assert (tmp_path / "run" / "model.keras").is_file()
+    with_lm = runner.invoke(main, [*args[:7], str(tmp_path / "run2"), *args[8:], "--lm", "auto",
+                                   "--lm-order", "3"])
+    assert with_lm.exit_code == 0, with_lm.output
+    assert (tmp_path / "run2" / "model.keras").is_file()
     again = runner.invoke(main, args)
     assert again.exit_code == 1 and "--resume" in again.output
     assert "Traceback" not in again.output
