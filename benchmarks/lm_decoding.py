@@ -9,7 +9,7 @@ Each LM's weight, word bonus and blank penalty are chosen on the validation line
 themselves (as `mdrnn train --lm auto` does), so the LM rows are tuned on what
 they report: the figures say what tuning can reach, not what a held-out test
 would show. Speeds are decoding only (lines/s of one process,
-network excluded).
+network excluded), timed after the tuning in interleaved passes.
 
     python benchmarks/lm_decoding.py --model fr-copiste \
         --train alto:../shared/data/copiste/train --val alto:../shared/data/copiste/val
@@ -35,16 +35,18 @@ def main() -> None:
     parser.add_argument("--train", required=True, help="data source of the LM's text")
     parser.add_argument("--val", required=True, help="data source to tune and report on")
     parser.add_argument("--orders", default="4,5,6,7,8")
-    parser.add_argument("--word-order", type=int, default=3)
+    parser.add_argument("--word-order", type=int, default=3, help="0: no word LM")
     parser.add_argument("--beam-widths", default="16")
     parser.add_argument("--engines", default="prefix,flashlight")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed passes of each chosen decoder, interleaved")
     parser.add_argument("--json", type=Path, help="write the rows here")
     args = parser.parse_args()
 
     from mdrnn.datasets.formats import open_source
     from mdrnn.decoding import beam_search_decode, greedy_decode
     from mdrnn.lm import build_arpa
-    from mdrnn.lm_decoding import KENLM_MAX_ORDER, LanguageModel
+    from mdrnn.lm_decoding import KENLM_MAX_ORDER, LanguageModel, lm_decoder
     from mdrnn.models import load_model
     from mdrnn.pipelines.lm_tune import network_outputs, tune_lm
     from mdrnn.pipelines.metrics import error_rates
@@ -55,22 +57,23 @@ def main() -> None:
     recognizer = Recognizer(load_model(resolve_model(args.model)), decoder="beam")
     network = network_outputs(recognizer, open_source(args.val))
     outputs, references = network[0], [t for batch in network[1] for t in batch]
-    rows = []
+    rows, decoders = [], []
 
     def plain(name, decode):
-        start, hypotheses = time.perf_counter(), []
+        hypotheses = []
         for logits, lengths in outputs:
             hypotheses += [recognizer.charset.decode(r[0]) for r in decode(logits, lengths)]
-        speed = len(references) / (time.perf_counter() - start)
         rates = error_rates(references, hypotheses)
-        rows.append({"decoder": name, "cer": rates.cer, "wer": rates.wer, "lines_per_s": speed})
+        rows.append({"decoder": name, "cer": rates.cer, "wer": rates.wer})
+        decoders.append(decode)
 
     plain("greedy", greedy_decode)
     for width in map(int, args.beam_widths.split(",")):
         plain(f"beam {width}", lambda lg, n, w=width: beam_search_decode(lg, n, beam_width=w))
     with tempfile.TemporaryDirectory() as tmp:
         lms = [(f"char {n}-gram", "char", n) for n in map(int, args.orders.split(","))]
-        lms.append((f"word {args.word_order}-gram", "word", args.word_order))
+        if args.word_order:
+            lms.append((f"word {args.word_order}-gram", "word", args.word_order))
         for name, unit, order in lms:
             path = Path(tmp, f"{unit}{order}.arpa")
             start = time.perf_counter()
@@ -87,21 +90,39 @@ def main() -> None:
                                          engine=engine, network=network)
                 best = min(trials[1:], key=lambda t: t.cer)
                 rows.append({"decoder": f"{engine} beam {width} + {name}", "cer": best.cer,
-                             "wer": best.wer, "lines_per_s": best.lines_per_second,
-                             "weight": best.weight, "bonus": best.bonus,
+                             "wer": best.wer, "weight": best.weight, "bonus": best.bonus,
                              "blank_penalty": best.blank_penalty, "build_s": built,
                              "arpa_bytes": path.stat().st_size})
+                tuned = LanguageModel(path, unit, best.weight, best.bonus, best.blank_penalty)
+                decoders.append(lm_decoder(tuned, recognizer.charset.symbols,
+                                           beam_width=width, engine=engine).decode)
                 print(rows[-1], flush=True)
+        # Speed: every chosen decoder over all lines, `repeats` times, interleaved.
+        load_before = os.getloadavg()[0]
+        seconds = [[] for _ in rows]
+        for _ in range(args.repeats):
+            for row_seconds, decode in zip(seconds, decoders):
+                start = time.perf_counter()
+                for logits, lengths in outputs:
+                    decode(logits, lengths)
+                row_seconds.append(time.perf_counter() - start)
+        load_after = os.getloadavg()[0]
+        for row, row_seconds in zip(rows, seconds):
+            speeds = sorted(len(references) / s for s in row_seconds)
+            row["lines_per_s"] = speeds[len(speeds) // 2]
+            row["lines_per_s_range"] = [speeds[0], speeds[-1]]
     greedy = rows[0]["cer"]
     print(f"\n{len(references)} lines, {platform.processor() or platform.machine()}, "
-          f"{time.strftime('%Y-%m-%d')}\n")
+          f"{time.strftime('%Y-%m-%d')}; lines/s: median (range) of {args.repeats} passes; "
+          f"load average {load_before:.2f} before, {load_after:.2f} after\n")
     print("| decoder | CER % | vs greedy | WER % | lines/s | weight / bonus / blank |")
     print("|---|--:|--:|--:|--:|---|")
     for r in rows:
         tuned = (f"{r['weight']:g} / {r['bonus']:g} / {r['blank_penalty']:g}"
                  if "weight" in r else "")
         print(f"| {r['decoder']} | {100 * r['cer']:.2f} | {100 * (r['cer'] / greedy - 1):+.1f}% "
-              f"| {100 * r['wer']:.2f} | {r['lines_per_s']:.0f} | {tuned} |")
+              f"| {100 * r['wer']:.2f} | {r['lines_per_s']:.0f} ({r['lines_per_s_range'][0]:.0f}-"
+              f"{r['lines_per_s_range'][1]:.0f}) | {tuned} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 
