@@ -28,6 +28,7 @@ import tensorflow as tf  # noqa: E402
 
 import mdrnn.layers.mdlstm as mdlstm_module  # noqa: E402
 from mdrnn.layers import MDLSTM2D  # noqa: E402
+from mdrnn.layers.cell import cell_forward  # noqa: E402
 from mdrnn.layers.wavefront import scan_diagonals  # noqa: E402
 
 SIZES = {
@@ -39,16 +40,6 @@ SIZES = {
 def _autodiff_scan(*args):
     """The same wavefront forward, differentiated by TF through the loop."""
     return scan_diagonals.__wrapped__(*args)[0]
-
-
-def _cell(z, c_y, c_x, peephole):
-    z_i, z_fy, z_fx, z_g, z_o = tf.split(z, 5, axis=-1)
-    gi = tf.sigmoid(z_i + peephole[0] * (c_y + c_x))
-    fy = tf.sigmoid(z_fy + peephole[1] * c_y)
-    fx = tf.sigmoid(z_fx + peephole[2] * c_x)
-    c = gi * tf.tanh(z_g) + fy * c_y + fx * c_x
-    o = tf.sigmoid(z_o + peephole[3] * c)
-    return o * tf.tanh(c), c
 
 
 class PixelScan(keras.layers.Layer):
@@ -85,7 +76,7 @@ class PixelScan(keras.layers.Layer):
             h_y, c_y = tf.cond(t >= w, lambda: (hs.read(t - w), cs.read(t - w)),
                                lambda: (zero, zero))
             z = inputs.read(t) + tf.concat([h_y, h_x], -1) @ recurrent
-            h_new, c = _cell(z, c_y, c_x, peephole)
+            h_new, c, _ = cell_forward(z, c_y, c_x, tf.unstack(peephole))
             return t + 1, h_new, c, hs.write(t, h_new), cs.write(t, c)
 
         def array():
@@ -116,7 +107,7 @@ class NaivePixelScan(PixelScan):
             h_y, c_y = row_h[j], row_c[j]
             h_x, c_x = left_h * not_first, left_c * not_first
             z = xs[t] + tf.concat([h_y, h_x], -1) @ recurrent
-            h_new, c = _cell(z, c_y, c_x, peephole)
+            h_new, c, _ = cell_forward(z, c_y, c_x, tf.unstack(peephole))
             row_h = tf.tensor_scatter_nd_update(row_h, [[j]], h_new[None])
             row_c = tf.tensor_scatter_nd_update(row_c, [[j]], c[None])
             return t + 1, row_h, row_c, h_new, c, out.write(t, h_new)

@@ -1,4 +1,4 @@
-"""MDLSTM2D against a plain per-pixel reference written from the equations in DESIGN.md."""
+"""MDLSTM2D against a plain per-pixel reference written from the equations in docs/design.md."""
 
 import math
 

@@ -26,9 +26,19 @@ def _stacked(initializer, count: int):
 class MDLSTM2D(keras.layers.Layer):
     """Two-dimensional LSTM that scans an image from one or more corners.
 
-    Each direction is an LSTM whose cell at (i, j) receives the states of its two
-    predecessors, along y and along x, with one forget gate for each, exactly the
-    equations of `DESIGN.md`. It is computed by wavefront: H + W - 1 sequential
+    Each direction is an LSTM whose cell at (i, j) receives the states (h_y, c_y)
+    and (h_x, c_x) of its two predecessors, along y and along x, with one forget
+    gate for each (Graves' RNNLIB; docs/design.md, code in `mdrnn.layers.cell`):
+
+        z   = x @ kernel + [h_y, h_x] @ recurrent_kernel + bias   # [i, f_y, f_x, g, o]
+        i   = sigmoid(z_i  + p_i  * (c_y + c_x))
+        f_y = sigmoid(z_fy + p_fy * c_y)
+        f_x = sigmoid(z_fx + p_fx * c_x)
+        c   = i * tanh(z_g) + f_y * c_y + f_x * c_x
+        o   = sigmoid(z_o + p_o * c)
+        h   = o * tanh(c)
+
+    It is computed by wavefront (`mdrnn.layers.wavefront`): H + W - 1 sequential
     steps, each one matmul over a whole anti-diagonal of the batch.
 
     Args:
