@@ -3,6 +3,8 @@
 TensorFlow is imported inside the commands only, so `mdrnn --help` answers at once.
 """
 
+import difflib
+import json
 import os
 from pathlib import Path
 
@@ -12,7 +14,56 @@ from mdrnn.pipelines.options import quiet, user_errors
 from mdrnn.presets import PRESETS, resolve_spec
 
 
+def _read_config(ctx: click.Context, param: click.Parameter, value: str | None):
+    """Load --config FILE as defaults for the other options (the command line wins).
+
+    Keys are option names, with dashes or underscores (``learning-rate``,
+    ``learning_rate``); an unknown key is an error that names the closest one.
+    """
+    if value is None:
+        return None
+    text = Path(value).read_text(encoding="utf-8")
+    if value.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise click.BadParameter(f"{value}: YAML needs PyYAML (pip install pyyaml); or "
+                                     f"write the file as JSON", param_hint="--config") from None
+        parse, errors = yaml.safe_load, (yaml.YAMLError,)
+    else:
+        parse, errors = json.loads, (ValueError,)
+    try:
+        data = parse(text)
+    except errors as error:
+        raise click.BadParameter(f"{value}: {' '.join(str(error).split())}",
+                                 param_hint="--config") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{value}: must hold a mapping of option names to values",
+                                 param_hint="--config")
+    names = {}
+    for option in ctx.command.params:
+        if option.name != param.name:
+            for flag in option.opts:
+                if flag.startswith("--"):
+                    names[flag[2:]] = option.name
+                    names[flag[2:].replace("-", "_")] = option.name
+    defaults = {}
+    for key, setting in data.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), sorted(names), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise click.BadParameter(f"{value}: unknown key {key!r}{hint}", param_hint="--config")
+        defaults[names[key]] = setting
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
 @click.command("train")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              is_eager=True, expose_value=False, callback=_read_config,
+              help="A JSON (or YAML) file of option values, keyed by option name "
+                   "(e.g. {\"preset\": \"graves2009_x6_wide\", \"augment\": true}); options "
+                   "given on the command line override it.")
 @click.option("--train", "train_data", required=True, metavar="DATA",
               help="Training data: a folder of images with .gt.txt, a TSV list, a PAGE or ALTO "
                    ".xml, digits, or TYPE:PATH (iam, iam-ok, ifnenit, ifnenit-aw1, page, alto, "

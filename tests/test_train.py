@@ -158,3 +158,26 @@ def test_crnn_trains_through_the_same_pipeline(tmp_path, lines):
     assert np.isfinite(result.history[0]["loss"]) and result.history[0]["loss"] > 0
     assert metadata(keras.models.load_model(tmp_path / "model.keras")).architecture[
         "type"] == "crnn"
+
+
+def test_train_config_file_gives_defaults_and_names_unknown_keys(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_train(train_samples, val_samples, out, config, **options):
+        seen["config"] = config
+        raise SystemExit(0)
+
+    monkeypatch.setattr(training, "train", fake_train)
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"train": "digits:train:8", "val": "digits:val:4",
+                                  "learning-rate": 0.003, "augment": True, "epochs": 7}))
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--config", str(config), "--out",
+                                  str(tmp_path / "run"), "--epochs", "3"])
+    assert result.exit_code == 0, result.output
+    assert (seen["config"].learning_rate, seen["config"].augment) == (0.003, True)
+    assert seen["config"].epochs == 3  # the command line wins
+    config.write_text(json.dumps({"lerning_rate": 0.1}))
+    result = runner.invoke(main, ["train", "--config", str(config), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "unknown key 'lerning_rate'; did you mean 'learning_rate'?" in result.output
