@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from mdrnn.pipelines.options import quiet, user_errors
-from mdrnn.presets import PRESETS, resolve_spec
+from mdrnn.presets import PRESETS
 
 
 def _read_config(ctx: click.Context, param: click.Parameter, value: str | None):
@@ -138,24 +138,24 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
             except ValueError as error:
                 raise click.BadParameter(f"{spec_file}: {error}", param_hint="--spec") from None
         from mdrnn.datasets.formats import open_source
+        from mdrnn.pipelines.preprocess_config import PreprocessConfig
         from mdrnn.pipelines.train import train
         from mdrnn.pipelines.train_config import TrainConfig
         from mdrnn.zoo import resolve_model
 
         initial = None if from_model is None else str(resolve_model(from_model).resolve())
-        if dropout is not None and initial is None:
-            spec = {**resolve_spec(spec), "dropout": dropout}
 
         try:
             config = TrainConfig(
-                spec=spec, preprocessing={"height": height, "right_to_left": right_to_left},
+                spec=spec,
+                preprocessing=PreprocessConfig(height=height, right_to_left=right_to_left),
                 epochs=epochs,
                 batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate,
                 schedule=schedule, lr_factor=lr_factor, lr_patience=lr_patience,
                 patience=patience, augment=augment, epoch_lines=epoch_lines,
                 time_limit=None if time_limit is None else 60 * time_limit, seed=seed, xla=xla,
                 mixed_precision=mixed_precision, initial_model=initial,
-                initial_dropout=dropout if initial else None)
+                dropout=dropout)
         except ValueError as error:
             raise click.UsageError(str(error)) from None
         if lm_mode == "auto":

@@ -43,9 +43,10 @@ class DemoResult:
 def demo_config(minutes: float = DEMO_MINUTES, seed: int = 0):
     """The demo's training settings: 40 epochs of 2,000 lines, Adam from 6e-3 along a
     cosine, and a time limit of `minutes`."""
+    from mdrnn.pipelines.preprocess_config import PreprocessConfig
     from mdrnn.pipelines.train_config import TrainConfig
 
-    return TrainConfig(spec=DEMO_PRESET, preprocessing={"height": DEMO_HEIGHT},
+    return TrainConfig(spec=DEMO_PRESET, preprocessing=PreprocessConfig(height=DEMO_HEIGHT),
                        epochs=DEMO_EPOCHS, epoch_lines=2000, learning_rate=6e-3,
                        schedule="cosine", time_limit=60.0 * minutes, patience=20, seed=seed)
 

@@ -16,6 +16,7 @@ import keras
 from mdrnn.datasets.charset import Charset
 from mdrnn.errors import InputError
 from mdrnn.models import load_model, metadata
+from mdrnn.pipelines.preprocess_config import PreprocessConfig
 from mdrnn.pipelines.train_config import TrainConfig
 
 log = logging.getLogger("mdrnn.pipelines.train")
@@ -27,7 +28,7 @@ def start_from(config: TrainConfig, train_samples) -> tuple[keras.Model, TrainCo
 
     Args:
         config: a training config whose `initial_model` names the model file; its
-            `initial_dropout`, if set, replaces the model's dropout rate.
+            `dropout`, if set, replaces the model's dropout rate (in `train`).
         train_samples: the new training data.
 
     Raises:
@@ -41,12 +42,11 @@ def start_from(config: TrainConfig, train_samples) -> tuple[keras.Model, TrainCo
     except (ValueError, TypeError):
         raise InputError(f"{config.initial_model}: not an mdrnn recogniser (no usable "
                          "metadata)") from None
-    if config.initial_dropout is not None:
-        spec["dropout"] = config.initial_dropout
     extended = charset.extended(s.text for s in train_samples)
     if extended.num_classes > charset.num_classes:
         log.warning("fine-tuning %s: %d new symbols %s", config.initial_model,
                     extended.num_classes - charset.num_classes,
                     "".join(extended.symbols[charset.num_classes - 1:]))
-    config = dataclasses.replace(config, spec=spec, preprocessing=preprocessing)
+    config = dataclasses.replace(config, spec=spec,
+                                 preprocessing=PreprocessConfig.from_dict(preprocessing))
     return model, config, extended

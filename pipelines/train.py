@@ -35,7 +35,6 @@ from mdrnn.pipelines.atomic import atomic_path
 from mdrnn.pipelines.checkpoint import read_state, restore_checkpoint, save_checkpoint
 from mdrnn.pipelines.finetune import start_from
 from mdrnn.pipelines.preprocess import preprocess_line
-from mdrnn.pipelines.preprocess_config import PreprocessConfig
 from mdrnn.pipelines.progress import EpochProgress
 from mdrnn.pipelines.schedule import learning_rate, run_progress
 from mdrnn.pipelines.train_config import TrainConfig, TrainResult, base_learning_rate
@@ -102,15 +101,17 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
         raise InputError(f"{out} already holds a training run; pass --resume to continue "
                          "it or choose another output folder")
     if state is not None:
-        config = TrainConfig(**state["config"])
+        config = TrainConfig.from_dict(state["config"])
         charset = Charset.from_config(state["charset"])
     else:
         config = config or TrainConfig()
         charset = Charset.from_texts(s.text for s in train_samples)
         if config.initial_model:
             initial, config, charset = start_from(config, train_samples)
-    preprocessing = PreprocessConfig.from_dict(config.preprocessing)
+    preprocessing = config.preprocessing
     spec = resolve_spec(config.spec)
+    if config.dropout is not None:
+        spec["dropout"] = config.dropout
     keras.utils.set_random_seed(config.seed)
     previous_policy = keras.config.dtype_policy()
     if config.mixed_precision:

@@ -37,11 +37,12 @@ class TrainConfig:
         initial_model: a trained model file to fine-tune: its network, preprocessing
             and weights are used, its charset extended by the training data's new
             symbols (see `start_from`); `spec` and `preprocessing` are then its own.
-        initial_dropout: with `initial_model`, its dropout rate replaced by this one.
+        dropout: the dropout rate after the feed-forward layers, replacing the
+            spec's (or, with `initial_model`, the model's); None keeps it.
     """
 
     spec: str | dict = "graves2009"
-    preprocessing: dict = field(default_factory=lambda: PreprocessConfig().to_dict())
+    preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
     epochs: int = 100
     batch_size: int = 16
     optimizer: str = "adam"
@@ -60,15 +61,27 @@ class TrainConfig:
     xla: bool = True
     mixed_precision: bool = False
     initial_model: str | None = None
-    initial_dropout: float | None = None
+    dropout: float | None = None
 
     def __post_init__(self):
+        if isinstance(self.preprocessing, dict):  # as stored in a checkpoint
+            self.preprocessing = PreprocessConfig.from_dict(self.preprocessing)
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         check_schedule(self.schedule, self.lr_factor, self.lr_patience)
         for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """The config as `dataclasses.asdict` stored it in a checkpoint (older ones too)."""
+        data = dict(data)
+        if "initial_dropout" in data:  # its name before `dropout` covered new runs too
+            data["dropout"] = data.pop("initial_dropout")
+        return cls(**data)
 
 
 @dataclass

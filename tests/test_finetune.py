@@ -58,7 +58,7 @@ def test_fine_tuning_extends_the_charset_and_starts_from_the_weights(tmp_path):
     tuned = TrainConfig(spec="graves2009", preprocessing={"height": 64}, epochs=1,
                         batch_size=4, xla=False, learning_rate=1e-12,
                         initial_model=str(tmp_path / "base" / "model.keras"),
-                        initial_dropout=0.1)
+                        dropout=0.1)
     train(new, new[:4], tmp_path / "tuned", tuned, verbose=0)
     model = keras.models.load_model(tmp_path / "tuned" / "model.keras")
     info = metadata(model)

@@ -1,6 +1,7 @@
 """Training: outputs, exact resume, tf.distribute on two logical CPUs, the CLI."""
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -181,3 +182,17 @@ def test_train_config_file_gives_defaults_and_names_unknown_keys(tmp_path, monke
     result = runner.invoke(main, ["train", "--config", str(config), "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "unknown key 'lerning_rate'; did you mean 'learning_rate'?" in result.output
+
+
+def test_config_from_an_older_checkpoint():
+    from mdrnn.pipelines.preprocess_config import PreprocessConfig
+
+    stored = dataclasses.asdict(TrainConfig(spec="graves2009_x9", dropout=0.2))
+    assert stored["preprocessing"]["height"] == 64  # stored as plain values
+    assert TrainConfig.from_dict(stored) == TrainConfig(spec="graves2009_x9", dropout=0.2)
+    older = {**stored, "preprocessing": {"height": 48}, "initial_dropout": 0.1}
+    del older["dropout"]
+    config = TrainConfig.from_dict(older)
+    assert config.preprocessing == PreprocessConfig(height=48) and config.dropout == 0.1
+    with pytest.raises(ValueError, match="dropout"):
+        TrainConfig(dropout=1.0)
