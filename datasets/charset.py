@@ -52,7 +52,7 @@ class Charset:
 
     Example:
         >>> cs = Charset.from_texts(["abc", "cab"])
-        >>> cs.encode("cab"), cs.decode([3, 1, 2]), cs.num_classes
+        >>> cs.encode("cab"), cs.decode([3, 1, 2]), cs.num_outputs
         ([3, 1, 2], 'cab', 4)
     """
 
@@ -116,8 +116,9 @@ class Charset:
         return self._symbols
 
     @property
-    def num_classes(self) -> int:
-        """Number of model outputs: K symbols plus the blank."""
+    def num_outputs(self) -> int:
+        """Number of model outputs: the K symbols plus the blank (``num_classes``,
+        as `mdrnn.models.build_model` takes it, is K)."""
         return len(self._symbols) + 1
 
     def __contains__(self, symbol: str) -> bool:

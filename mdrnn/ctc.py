@@ -94,11 +94,11 @@ def _sample_name(index: int, sample_ids: Sequence | None) -> str:
 
 
 def check_lengths(labels, label_length, logit_length, sample_ids: Sequence | None = None, *,
-                  num_classes: int | None = None, max_frames: int | None = None) -> None:
+                  num_outputs: int | None = None, max_frames: int | None = None) -> None:
     """Raise InputError for the first sample whose label cannot be fitted by CTC.
 
     Checks, per sample: the label length lies in 0..L, the label holds no blank
-    (and, with `num_classes`, no id beyond K) within its length, the output
+    (and, with `num_outputs`, no id beyond K) within its length, the output
     length lies in 0..`max_frames`, and the output has at least
     `required_frames` frames.
 
@@ -108,7 +108,7 @@ def check_lengths(labels, label_length, logit_length, sample_ids: Sequence | Non
         logit_length: int array (B,), each sample's number of output frames.
         sample_ids: optional names (file names, keys), one per sample, used in
             the message; batch indices are used otherwise.
-        num_classes: K + 1, to check that label ids are in 1..K.
+        num_outputs: K + 1, to check that label ids are in 1..K.
         max_frames: the padded output length T, to check `logit_length` against.
 
     Raises:
@@ -138,9 +138,9 @@ def check_lengths(labels, label_length, logit_length, sample_ids: Sequence | Non
     inside = np.arange(length_cap)[None, :] < label_length[:, None]
     flag(((labels == BLANK) & inside).any(axis=1),
          lambda i: "label contains the blank id 0 within its length")
-    if num_classes is not None:
-        flag((((labels >= num_classes) | (labels < 0)) & inside).any(axis=1),
-             lambda i: f"label has ids outside 1..{num_classes - 1}")
+    if num_outputs is not None:
+        flag((((labels >= num_outputs) | (labels < 0)) & inside).any(axis=1),
+             lambda i: f"label has ids outside 1..{num_outputs - 1}")
     flag(logit_length < 0, lambda i: f"output length {logit_length[i]} is negative")
     if max_frames is not None:
         flag(logit_length > max_frames,
@@ -228,7 +228,7 @@ def ctc_loss(labels, logits, label_length, logit_length, *, sample_ids: Sequence
     assertions = []
     if check and tf.executing_eagerly():
         check_lengths(labels.numpy(), label_length.numpy(), logit_length.numpy(), sample_ids,
-                      num_classes=logits.shape[-1], max_frames=logits.shape[1])
+                      num_outputs=logits.shape[-1], max_frames=logits.shape[1])
     elif check and not xla:
         assertions.append(_graph_check(labels, label_length, logit_length, sample_ids))
     with tf.control_dependencies(assertions):

@@ -43,10 +43,10 @@ def start_from(config: TrainConfig, train_samples) -> tuple[keras.Model, TrainCo
         raise InputError(f"{config.initial_model}: not an mdrnn recogniser (no usable "
                          "metadata)") from None
     extended = charset.extended(s.text for s in train_samples)
-    if extended.num_classes > charset.num_classes:
+    if len(extended.symbols) > len(charset.symbols):
         log.warning("fine-tuning %s: %d new symbols %s", config.initial_model,
-                    extended.num_classes - charset.num_classes,
-                    "".join(extended.symbols[charset.num_classes - 1:]))
+                    len(extended.symbols) - len(charset.symbols),
+                    "".join(extended.symbols[len(charset.symbols):]))
     config = dataclasses.replace(config, spec=spec,
                                  preprocessing=PreprocessConfig.from_dict(preprocessing))
     return model, config, extended

@@ -134,9 +134,9 @@ class Recognizer:
         except (ValueError, TypeError) as error:
             raise InputError(f"{name}: unusable model metadata ({error})") from None
         classes = model.output_shape[-1]
-        if classes != self.charset.num_classes:
+        if classes != self.charset.num_outputs:
             raise InputError(f"{name}: the model has {classes} outputs, its charset needs "
-                             f"{self.charset.num_classes}")
+                             f"{self.charset.num_outputs}")
         self.lexicon = self._lexicon(lexicon) if lexicon is not None else None
         self.lm_decoder = self._lm_decoder(lm) if lm is not None else None
         self._separator = None

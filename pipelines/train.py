@@ -119,7 +119,7 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
     try:
         strategy = choose_strategy(devices)
         with strategy.scope():
-            model = build_model(spec, charset.num_classes - 1, height=preprocessing.height,
+            model = build_model(spec, len(charset.symbols), height=preprocessing.height,
                                 charset=charset.to_config(), preprocessing=preprocessing.to_dict())
             optimizer = make_optimizer(config)
             optimizer.build(model.trainable_variables)

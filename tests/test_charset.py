@@ -13,7 +13,7 @@ def test_ids_are_sorted_symbols_from_one_with_blank_zero():
     cs = Charset.from_texts(["cab", "bad"])
     assert BLANK == 0
     assert cs.symbols == ("a", "b", "c", "d")
-    assert cs.num_classes == 5
+    assert cs.num_outputs == 5
     assert cs.encode("dab") == [4, 1, 2]
     assert cs.decode([4, 1, 2]) == "dab"
 
@@ -95,7 +95,7 @@ def test_config_round_trips_through_json():
                Charset.from_texts([("saB", "yaM")])):
         again = Charset.from_config(json.loads(json.dumps(cs.to_config())))
         assert again == cs
-        assert again.encode(cs.symbols) == list(range(1, cs.num_classes))
+        assert again.encode(cs.symbols) == list(range(1, cs.num_outputs))
         assert again.separator == cs.separator and again.replacement == cs.replacement
 
 

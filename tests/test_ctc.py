@@ -120,7 +120,7 @@ def test_required_frames_counts_repeats_inside_the_label_only():
 
 @pytest.mark.parametrize("labels, label_length, logit_length, kwargs, message", [
     ([[1, 0, 2]], [3], [5], {}, "blank id 0 within its length"),
-    ([[1, 5]], [2], [5], {"num_classes": 5}, r"ids outside 1\.\.4"),
+    ([[1, 5]], [2], [5], {"num_outputs": 5}, r"ids outside 1\.\.4"),
     ([[1, 2]], [3], [5], {}, r"label length 3 is outside 0\.\.2"),
     ([[1, 2]], [2], [6], {"max_frames": 5}, "output length 6 exceeds the 5 frames"),
     ([[1, 2]], [2], [-1], {}, "output length -1 is negative"),

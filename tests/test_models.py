@@ -168,7 +168,7 @@ def test_a_few_hundred_steps_fit_a_handful_of_digit_lines():
 
     spec = {"type": "mdlstm", "levels": [{"block": [4, 2], "units": 4},
                                          {"block": [4, 2], "tanh": 8, "units": 16}]}
-    model = build_model(spec, charset.num_classes - 1)
+    model = build_model(spec, len(charset.symbols))
     frames = output_lengths(model, widths)
     optimizer = keras.optimizers.Adam(3e-3)
     forward = tf.function(lambda x: model(x, training=True), jit_compile=True)
