@@ -20,6 +20,7 @@ from mdrnn.pipelines.options import (
     report_failures,
     user_errors,
 )
+from mdrnn.pipelines.preprocess_config import BINARISERS, POLARITIES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -161,9 +162,9 @@ def models_command():
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="JSON file of preprocessing settings; the options below override it.")
 @click.option("--height", type=click.IntRange(8, 1024), help="Line height in pixels [64].")
-@click.option("--polarity", type=click.Choice(["auto", "keep", "invert"]),
+@click.option("--polarity", type=click.Choice(POLARITIES),
               help="Ink polarity: detect, take as dark on light, or invert [auto].")
-@click.option("--binarise", type=click.Choice(["none", "otsu", "sauvola"]),
+@click.option("--binarise", type=click.Choice(BINARISERS),
               help="Binarisation [none].")
 @click.option("--denoise", type=click.IntRange(0), metavar="PIXELS",
               help="Remove ink specks smaller than this [0: off].")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from mdrnn.lm import UNITS
 from mdrnn.pipelines.options import BATCH_SIZE, user_errors
 
 
@@ -21,7 +22,7 @@ def lm_group():
               help="A plain UTF-8 text file, one line of text per line (repeatable).")
 @click.option("--order", type=click.IntRange(1, 20), default=6, show_default=True,
               help="Longest n-gram.")
-@click.option("--unit", type=click.Choice(["char", "word"]), default="char", show_default=True,
+@click.option("--unit", type=click.Choice(UNITS), default="char", show_default=True,
               help="char: every symbol is an LM word, the space <space>; word: words.")
 @click.option("--prune", type=click.FloatRange(min=0, min_open=True), default=0.01,
               show_default=True, help="Leave out n-grams that gain less (smaller keeps more).")
@@ -61,7 +62,7 @@ def _numbers(text: str, option: str) -> list[float]:
 @click.option("--lm", "lm_file", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The ARPA file.")
-@click.option("--lm-unit", type=click.Choice(["char", "word"]), default="char",
+@click.option("--lm-unit", type=click.Choice(UNITS), default="char",
               show_default=True)
 @click.option("--weights", default="0.25,0.5,0.75,1,1.25,1.5", show_default=True,
               help="LM weights to try.")

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from mdrnn.pipelines.options import quiet, user_errors
+from mdrnn.pipelines.schedule import SCHEDULES
 from mdrnn.presets import PRESETS
 
 
@@ -88,7 +89,7 @@ def _read_config(ctx: click.Context, param: click.Parameter, value: str | None):
               show_default=True, help="sgd uses momentum 0.9 (Graves: --learning-rate 1e-4).")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
               help="Default 1e-3 for adam, 1e-4 for sgd.")
-@click.option("--schedule", type=click.Choice(["constant", "cosine", "plateau"]),
+@click.option("--schedule", type=click.Choice(SCHEDULES),
               default="constant", show_default=True,
               help="Learning rate per epoch: cosine decays to 0 over --epochs; plateau cuts it "
                    "by --lr-factor after --lr-patience epochs without a better validation CER.")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from mdrnn.lm import UNITS
+
 BATCH_SIZE = click.option("--batch-size", type=click.IntRange(min=1), default=64,
                           show_default=True, help="Lines per forward pass.")
 DECODING = ("decoder", "beam_width", "lexicon", "lexicon_mode", "lm", "lm_unit", "lm_weight",
@@ -38,7 +40,7 @@ def decoder_options(command):
         click.option("--lm", metavar="FILE|none",
                      help="N-gram language model (ARPA, see `mdrnn lm build`) for the beam "
                           "search; 'none' ignores the model's own. [the model's, if any]"),
-        click.option("--lm-unit", type=click.Choice(["char", "word"]), default="char",
+        click.option("--lm-unit", type=click.Choice(UNITS), default="char",
                      show_default=True, help="What the words of --lm are."),
         click.option("--lm-weight", type=click.FloatRange(0, 10),
                      help="Scale of the LM's log-probabilities. [the model's, else 1]"),
