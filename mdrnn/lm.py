@@ -14,8 +14,8 @@ gives them (the model is unchanged).
 
 Example:
     >>> arpa = build_arpa(["le chat", "la chatte"], order=4)
-    >>> arpa.startswith(b"\\data\\")
-    True
+    >>> arpa.count(b"ngram ")  # the header: one count per order
+    4
 """
 
 from __future__ import annotations

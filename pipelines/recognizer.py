@@ -99,8 +99,8 @@ class Recognizer:
         ValueError: an option out of range, quoted.
 
     Example:
-        >>> recognizer = Recognizer.load("model.keras", decoder="beam")
-        >>> [r.text for r in recognizer.recognize([load_image("line.png")])]
+        >>> recognizer = Recognizer.load("model.keras", decoder="beam")  # doctest: +SKIP
+        >>> [r.text for r in recognizer.recognize([load_image("line.png")])]  # doctest: +SKIP
     """
 
     def __init__(self, model: keras.Model, *, decoder: str = "greedy", beam_width: int = 16,

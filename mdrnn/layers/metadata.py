@@ -26,7 +26,9 @@ class Metadata(keras.layers.Layer):
             `lm_arpa`, is saved as an asset of the archive.
 
     Example:
-        >>> meta = model.get_layer("metadata"); meta.charset
+        >>> meta = Metadata(charset={"symbols": ["a", "b"]}, preprocessing={"height": 64})
+        >>> meta.charset["symbols"], meta.get_config()["preprocessing"]
+        (['a', 'b'], {'height': 64})
     """
 
     def __init__(self, charset=None, preprocessing=None, architecture=None,
