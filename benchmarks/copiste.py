@@ -4,11 +4,12 @@
     python benchmarks/copiste.py adapt MODEL [--lines 10 50 200] [--steps 60]
 
 `evaluate` reads the val lines (`alto:`), recognises them with greedy and beam
-decoding and prints one JSON object: CER, WER and line accuracy for all val lines
+decoding, and with the model's own language model if it carries one, and prints
+one JSON object: CER, WER and line accuracy for all val lines
 and for the lines whose text never occurs in train ("unseen text": the consent and
 reference lines repeat across writers), the most frequent character errors, and
-transcription speed (prepared lines to text, greedy, three timed runs after a warm
-one: median and range, with the load average before and after).
+transcription speed (prepared lines to text, greedy and with the LM, three timed
+runs after a warm one: median and range, with the load average before and after).
 
 `adapt` measures how few lines of new hands it takes to adapt a trained model: the
 val lines of each writer (a copy: the page stem without its `_N` page suffix) are
@@ -57,8 +58,24 @@ def _rates(recognizer, samples) -> dict:
                 [(x.reference, x.hypothesis) for x in result.lines], 15)]}
 
 
+def _speed(recognizer, lines) -> dict:
+    """Prepared lines to text: three timed runs after a warm one, median and range."""
+    recognizer.recognize_prepared(lines)  # warm: tracing
+    before, times = os.getloadavg()[0], []
+    for _ in range(3):
+        started = time.perf_counter()
+        recognizer.recognize_prepared(lines)
+        times.append(time.perf_counter() - started)
+    speeds = sorted(len(lines) / t for t in times)
+    return {"median": round(statistics.median(speeds), 1),
+            "range": [round(speeds[0], 1), round(speeds[-1], 1)],
+            "load_before": before, "load_after": os.getloadavg()[0]}
+
+
 def evaluate_model(model: str, val: Path, train: Path) -> dict:
     from mdrnn.datasets.formats import open_source
+    from mdrnn.lm_decoding import embedded_lm
+    from mdrnn.models import load_model
     from mdrnn.pipelines.recognizer import Recognizer
     from mdrnn.zoo import resolve_model
 
@@ -67,23 +84,19 @@ def evaluate_model(model: str, val: Path, train: Path) -> dict:
     unseen = [s for s in samples if s.text not in train_texts]
     report = {**_header(), "model": model, "val_lines": len(samples),
               "unseen_text_lines": len(unseen)}
-    for decoder in ("greedy", "beam"):
-        recognizer = Recognizer.load(resolve_model(model), decoder=decoder)
-        report[decoder] = {"all": _rates(recognizer, samples),
-                           "unseen_text": _rates(recognizer, unseen)}
-    recognizer = Recognizer.load(resolve_model(model))
-    lines = [recognizer.prepare(s.load()) for s in samples]
-    recognizer.recognize_prepared(lines)  # warm: tracing
-    before, times = os.getloadavg()[0], []
-    for _ in range(3):
-        started = time.perf_counter()
-        recognizer.recognize_prepared(lines)
-        times.append(time.perf_counter() - started)
-    speeds = sorted(len(lines) / t for t in times)
-    report["transcription_lines_per_s"] = {
-        "median": round(statistics.median(speeds), 1), "range": [round(speeds[0], 1),
-                                                                 round(speeds[-1], 1)],
-        "load_before": before, "load_after": os.getloadavg()[0]}
+    network = load_model(resolve_model(model))
+    recognizers = {decoder: Recognizer(network, decoder=decoder) for decoder in ("greedy", "beam")}
+    with embedded_lm(network) as stored:
+        if stored is not None:  # the model's own LM, as `mdrnn transcribe` uses it
+            recognizers["beam+lm"] = Recognizer(network, decoder="beam", lm=stored)
+            report["lm"] = {"unit": stored.unit, "weight": stored.weight,
+                            "blank_penalty": stored.blank_penalty, "bonus": stored.bonus}
+    for name, recognizer in recognizers.items():
+        report[name] = {"all": _rates(recognizer, samples),
+                        "unseen_text": _rates(recognizer, unseen)}
+    lines = [recognizers["greedy"].prepare(s.load()) for s in samples]
+    report["transcription_lines_per_s"] = {name: _speed(recognizers[name], lines)
+                                           for name in recognizers if name != "beam"}
     return report
 
 
