@@ -29,9 +29,24 @@ from mdrnn.pipelines.preprocess_config import BINARISERS, POLARITIES
 @click.version_option(package_name="mdrnn")
 def main(verbose: int, quiet: bool) -> None:
     """Offline handwriting recognition with multidimensional LSTM and CTC."""
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
-                                         logging.INFO if verbose else logging.WARNING)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # mdrnn's progress (INFO) shows by default, other libraries' only from -v on.
+    handler = logging.StreamHandler()
+    handler.setFormatter(_Formatter())
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else
+                        logging.INFO if verbose else logging.WARNING, handlers=[handler],
+                        force=True)
+    logging.getLogger("mdrnn").setLevel(logging.ERROR if quiet else
+                                        logging.DEBUG if verbose else logging.INFO)
+
+
+class _Formatter(logging.Formatter):
+    """Progress as plain lines; warnings and errors say what they are and where from."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno == logging.INFO:
+            return message
+        return f"{record.levelname} {record.name}: {message}"
 
 
 @main.command()

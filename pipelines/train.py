@@ -165,6 +165,9 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
                              factor=config.lr_factor, patience=config.lr_patience)
         optimizer.learning_rate = rate
         batches = _epoch_batches(train_data, config, epoch)
+        if epoch == start_epoch and config.xla:
+            log.info("epoch %d: compiling the training step with XLA first (a few minutes "
+                     "on a CPU, once per line width)", epoch)
         display = EpochProgress(epoch, config.epochs, int(batches.cardinality()),
                                 show=None if verbose else False)
         losses = []
@@ -184,10 +187,9 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
             best_cer, best_epoch = rates.cer, epoch
             with atomic_path(out / "model.keras") as tmp:
                 model.save(tmp)
-        log.log(logging.WARNING if verbose else logging.INFO,
-                "epoch %d: learning rate %.3g, loss %.3f, %.0f lines/s, validation CER %.2f%%, "
-                "WER %.2f%% (best %.2f%% at epoch %d)", epoch, rate, row["loss"],
-                row["lines_per_s"], 100 * rates.cer, 100 * rates.wer, 100 * best_cer, best_epoch)
+        log.info("epoch %d: learning rate %.3g, loss %.3f, %.0f lines/s, validation CER %.2f%%, "
+                 "WER %.2f%% (best %.2f%% at epoch %d)", epoch, rate, row["loss"],
+                 row["lines_per_s"], 100 * rates.cer, 100 * rates.wer, 100 * best_cer, best_epoch)
         save_checkpoint(folder, model, optimizer, {
             "epoch": epoch, "best_cer": best_cer, "best_epoch": best_epoch, "seconds": elapsed,
             "history": history, "charset": charset.to_config(),
@@ -195,9 +197,9 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
         _write_log(out / "log.csv", history)
         _write_scalars(writer, epoch, row)
         if epoch - best_epoch >= config.patience:
-            log.warning("stopping: no better validation CER for %d epochs", config.patience)
+            log.info("stopping: no better validation CER for %d epochs", config.patience)
             break
         if config.time_limit is not None and elapsed >= config.time_limit:
-            log.warning("stopping: time limit of %.0f s reached", config.time_limit)
+            log.info("stopping: time limit of %.0f s reached", config.time_limit)
             break
     return TrainResult(best_cer, best_epoch, epoch, out / "model.keras", history)
