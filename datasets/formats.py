@@ -20,11 +20,12 @@ from pathlib import Path
 
 from mdrnn.datasets.alto import is_alto, read_alto
 from mdrnn.datasets.page import read_page
-from mdrnn.datasets.samples import (  # noqa: F401  (Sample, clean_text, read_text: public here too)
+from mdrnn.datasets.samples import (
     Sample,
     check_unique,
     clean_text,
     existing_path,
+    inside,
     read_text,
 )
 from mdrnn.errors import InputError
@@ -109,7 +110,10 @@ def read_list(list_file: str | Path) -> list[Sample]:
         if name in seen:
             raise InputError(f"{where}: {name} is listed again (first on line {seen[name]})")
         seen[name] = number
-        image = path.parent / name
+        image = inside(path.parent, name)
+        if image is None:
+            raise InputError(f"{where}: image {name} lies outside the list's folder; paths "
+                             f"must stay inside it")
         if not image.is_file():
             missing.append(f"{where}: image {image}")
         samples.append(Sample(image, text, name))

@@ -11,7 +11,7 @@ import numpy as np
 from lxml import etree
 
 from mdrnn.datasets.imageio import load_image
-from mdrnn.datasets.samples import Sample, check_unique, clean_text, existing_path
+from mdrnn.datasets.samples import Sample, check_unique, clean_text, existing_path, inside
 from mdrnn.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,12 @@ def _page_image(xml: Path, filename: str | None) -> Path:
         raise InputError(f"{xml}: the Page element has no imageFilename")
     name = re.sub(r"^file://", "", filename)
     # OCR-D workspaces give the path from the workspace root, one folder up.
-    candidates = [xml.parent / name, xml.parent.parent / name, xml.parent / Path(name).name]
-    found = next((p for p in candidates if p.is_file()), None)
+    candidates = [inside(xml.parent, name), inside(xml.parent.parent, name)]
+    if not any(candidates):
+        raise InputError(f"{xml}: page image {filename} lies outside the XML's folder (and "
+                         f"its parent); image references must stay inside them")
+    candidates.append(xml.parent / Path(name).name)
+    found = next((p for p in candidates if p is not None and p.is_file()), None)
     if found is None:
         raise InputError(f"{xml}: page image {filename} not found")
     return found

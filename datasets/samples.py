@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,17 @@ def read_text(path: Path) -> str:
                          f"{error.start})") from None
 
 
+def inside(root: Path, name: str) -> Path | None:
+    """`root / name` when that path stays inside `root` (no absolute path, no ``..``
+    leading out; symbolic links are not followed, so linked data folders work), else
+    None: a data file may only name images in its own folder."""
+    path = Path(os.path.normpath(root / name))
+    base = Path(os.path.normpath(root))
+    return path if path == base or base in path.parents else None
+
+
 def existing_path(path: str | Path, kind: str) -> Path:
+    """`path`, checked to be an existing file (`kind` "file") or folder ("dir")."""
     path = Path(path)
     if kind == "dir" and not path.is_dir():
         raise InputError(f"{path}: no such folder")

@@ -23,7 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mdrnn.datasets.formats import IMAGE_SUFFIXES, read_text
+from mdrnn.datasets.formats import IMAGE_SUFFIXES
+from mdrnn.datasets.samples import read_text
 from mdrnn.errors import InputError
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,8 @@ from rapidfuzz.distance import Levenshtein
 from tiny import line_images, tiny_model, write_line_folder
 
 from mdrnn.datasets.charset import Charset
-from mdrnn.datasets.formats import Sample, open_source
+from mdrnn.datasets.formats import open_source
+from mdrnn.datasets.samples import Sample
 from mdrnn.pipelines.evaluate import TSV_COLUMNS, evaluate, summary, write_results
 from mdrnn.pipelines.recognizer import Recognizer
 

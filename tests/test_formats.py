@@ -259,6 +259,34 @@ def test_page_errors_name_the_file(tmp_path):
         read_page(bad)
 
 
+@pytest.mark.parametrize("image", ["/etc/passwd", "../../secret.png", "a/../../../x.png"])
+def test_page_images_must_stay_inside_the_data(tmp_path, image):
+    data = tmp_path / "deep" / "data"
+    data.mkdir(parents=True)
+    write_image(tmp_path / "secret.png")
+    (data / "p.xml").write_text(PAGE_XML.format(version="2019-07-15", image=image),
+                                encoding="utf-8")
+    with pytest.raises(InputError, match=r"p\.xml: page image .* lies outside the XML's folder"):
+        read_page(data / "p.xml")
+
+
+def test_page_images_may_sit_in_the_workspace_folder_above(tmp_path):
+    write_image(tmp_path / "img" / "p.png", width=40, height=30)
+    (tmp_path / "page").mkdir()
+    (tmp_path / "page" / "p.xml").write_text(
+        PAGE_XML.format(version="2019-07-15", image="img/p.png"), encoding="utf-8")
+    assert [s.id for s in read_page(tmp_path / "page" / "p.xml")] == ["p/l1", "p/l3"]
+
+
+@pytest.mark.parametrize("name", ["../../../../etc/passwd", "/etc/passwd", "img/../../x.png"])
+def test_list_images_must_stay_inside_the_list_folder(tmp_path, name):
+    (tmp_path / "data").mkdir()
+    write_image(tmp_path / "x.png")
+    (tmp_path / "data" / "train.tsv").write_text(f"{name}\ttext\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"train\.tsv:1: image .* lies outside the list's folder"):
+        read_list(tmp_path / "data" / "train.tsv")
+
+
 def test_open_source_dispatch(tmp_path):
     write_image(tmp_path / "lines" / "a.png")
     (tmp_path / "lines" / "a.gt.txt").write_text("alpha", encoding="utf-8")

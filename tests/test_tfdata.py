@@ -8,7 +8,7 @@ import pytest
 
 from mdrnn.datasets.augment import Augmentation
 from mdrnn.datasets.charset import Charset
-from mdrnn.datasets.formats import Sample
+from mdrnn.datasets.samples import Sample
 from mdrnn.datasets.tfdata import LineDataset, required_frames
 from mdrnn.errors import InputError
 from mdrnn.pipelines.preprocess import preprocess_line
