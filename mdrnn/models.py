@@ -16,6 +16,8 @@ CollapseHeight sums them over the valid rows. Every model takes two inputs: `ima
 
 from __future__ import annotations
 
+import warnings
+import zipfile
 from pathlib import Path
 
 import keras
@@ -187,10 +189,16 @@ def load_model(path: str | Path) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path}: not a .keras model (not a zip archive, or a truncated one)")
     try:
-        return keras.models.load_model(path, compile=False, safe_mode=True)
+        with warnings.catch_warnings():  # Keras warns of odd archive members; we refuse or load
+            warnings.simplefilter("ignore")
+            return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for a file that is not a model
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        reason = " ".join(str(error).split()) or type(error).__name__
+        if len(reason) > 400:  # whole sentences, never a cut one
+            reason = reason[:400].rsplit(". ", 1)[0] + ". [...]"
         raise InputError(f"{path}: not a loadable .keras model ({reason})") from None
 
 

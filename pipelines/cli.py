@@ -14,6 +14,7 @@ from mdrnn.pipelines.cli_train import demo, train_command
 from mdrnn.pipelines.options import (
     BATCH_SIZE,
     decoder_options,
+    echo_failure,
     load_recognizer,
     progress_bar,
     quiet,
@@ -94,7 +95,7 @@ def transcribe(model, inputs, out_dir, output_format, decoding, pages, batch_siz
             report = transcribe_files(
                 recognizer, files, writer, pages=pages,
                 progress=bar.update if bar is not None else None,
-                on_failure=lambda path, reason: click.echo(f"failed: {reason}", err=True))
+                on_failure=lambda path, reason: echo_failure(reason))
     if not quiet():
         click.echo(f"{report.done} transcribed, {report.skipped} already done, "
                    f"{len(report.failures)} failed; output in {out_dir}", err=True)
@@ -127,7 +128,7 @@ def evaluate_command(model, data, decoding, batch_size, output):
         with progress_bar(len(samples), "Evaluating") as bar:
             result = evaluation.evaluate(
                 recognizer, samples, progress=bar.update if bar is not None else None,
-                on_failure=lambda name, reason: click.echo(f"failed: {reason}", err=True))
+                on_failure=lambda name, reason: echo_failure(reason))
         if output is not None:
             separator = recognizer.charset.separator or TOKEN_SEPARATOR
             evaluation.write_results(output, result, separator)
@@ -221,7 +222,7 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
                                    progress=bar.update if bar is not None else None)
     failed = [r for r in results if r.status == "failed"]
     for result in failed:
-        click.echo(f"failed: {result.message}", err=True)
+        echo_failure(result.message)
     done = sum(r.status == "done" for r in results)
     skipped = len(results) - done - len(failed)
     click.echo(f"{done} preprocessed ({sum(r.lines for r in results)} lines), {skipped} "

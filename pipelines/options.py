@@ -138,10 +138,20 @@ def progress_bar(length: int, label: str):
     return click.progressbar(length=length, label=label, file=click.get_text_stream("stderr"))
 
 
+def one_line(message: str) -> str:
+    """A message on one line: line breaks (e.g. inside a file name) shown escaped."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def echo_failure(reason: str) -> None:
+    """Report one failed input on stderr, on one line."""
+    click.echo(f"failed: {one_line(reason)}", err=True)
+
+
 def report_failures(failures, total: int, what: str) -> None:
     """List failures on stderr and exit with status 1, if there are any."""
     if failures:
         click.echo(f"{len(failures)} of {total} {what} failed:", err=True)
         for _, reason in failures:
-            click.echo(f"  {reason}", err=True)
+            click.echo(f"  {one_line(reason)}", err=True)
         raise click.exceptions.Exit(1)

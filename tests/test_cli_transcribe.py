@@ -220,3 +220,18 @@ def test_evaluate_lists_unreadable_samples(model_file, lines):
     assert result.exit_code == 1
     assert "1 of 4 samples failed:" in result.stderr and "l2.png" in result.stderr
     assert "of 3 lines)" in result.stdout
+
+
+def test_failures_are_reported_on_one_line_and_bad_model_files_named(tmp_path, model_file):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "good.png"), line_images(1)[0])
+    (folder / "bad\nname.png").write_bytes(b"not an image")
+    result = run("transcribe", model_file, folder, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    failures = [line for line in result.output.splitlines() if "bad" in line]
+    assert failures and all("bad\\nname.png" in line for line in failures)
+    (tmp_path / "fake.keras").write_text("not a zip")
+    result = run("transcribe", tmp_path / "fake.keras", folder, "--out", tmp_path / "o2")
+    assert result.exit_code == 1
+    assert "fake.keras: not a .keras model (not a zip archive" in result.output
