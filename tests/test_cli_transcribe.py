@@ -169,7 +169,7 @@ def test_a_file_that_is_not_a_model_is_an_error(lines, tmp_path):
     result = run("transcribe", fake, lines, "--out", tmp_path / "out")
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1].startswith(
-        f"Error: {fake}: not a loadable .keras model")
+        f"Error: {fake}: not a .keras model (not a zip archive")
 
 
 def test_lexicon_decoder(model_file, lines, tmp_path):
