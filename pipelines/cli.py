@@ -5,6 +5,7 @@ TensorFlow is imported inside the commands only, so `mdrnn --help` answers at on
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 import click
@@ -30,6 +31,9 @@ from mdrnn.pipelines.preprocess_config import BINARISERS, POLARITIES
 @click.version_option(package_name="mdrnn")
 def main(verbose: int, quiet: bool) -> None:
     """Offline handwriting recognition with multidimensional LSTM and CTC."""
+    # SIGTERM (kill, a batch scheduler) stops a job as Ctrl-C does: the write in
+    # progress is dropped, temporary files are removed, and a re-run resumes.
+    signal.signal(signal.SIGTERM, _interrupt)
     # mdrnn's progress (INFO) shows by default, other libraries' only from -v on.
     handler = logging.StreamHandler()
     handler.setFormatter(_Formatter())
@@ -38,6 +42,10 @@ def main(verbose: int, quiet: bool) -> None:
                         force=True)
     logging.getLogger("mdrnn").setLevel(logging.ERROR if quiet else
                                         logging.DEBUG if verbose else logging.INFO)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 class _Formatter(logging.Formatter):

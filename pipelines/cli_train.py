@@ -165,8 +165,13 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
             require_varikn()  # fail now, not after hours of training, if the extra is missing
         train_samples, val_samples = (open_source(train_data, seed=seed),
                                       open_source(val_data, seed=seed))
-        result = train(train_samples, val_samples, out, config, resume=resume, devices=devices,
-                       verbose=0 if quiet() else 1)
+        try:
+            result = train(train_samples, val_samples, out, config, resume=resume,
+                           devices=devices, verbose=0 if quiet() else 1)
+        except KeyboardInterrupt:
+            click.echo(f"\ninterrupted: the last finished epoch is in {out / 'checkpoint'}; "
+                       f"add --resume to the same command to continue", err=True)
+            raise click.Abort() from None
         click.echo(f"best validation CER {100 * result.best_cer:.2f}% at epoch "
                    f"{result.best_epoch}; model: {result.model_path}")
         if lm_mode == "auto":

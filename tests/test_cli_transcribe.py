@@ -235,3 +235,32 @@ def test_failures_are_reported_on_one_line_and_bad_model_files_named(tmp_path, m
     result = run("transcribe", tmp_path / "fake.keras", folder, "--out", tmp_path / "o2")
     assert result.exit_code == 1
     assert "fake.keras: not a .keras model (not a zip archive" in result.output
+
+
+def test_sigterm_stops_a_job_like_ctrl_c_and_a_rerun_finishes_it(model_file, tmp_path):
+    import signal
+    import time
+
+    from tiny import line_images
+
+    lines = tmp_path / "many"
+    lines.mkdir()
+    for i, image in enumerate(line_images(600, seed=4)):
+        cv2.imwrite(str(lines / f"l{i:03d}.png"), image)
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", "from mdrnn.pipelines.cli import main; main()",
+               "transcribe", str(model_file), str(lines), "--out", str(out), "--batch-size", "4"]
+    job = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and any(out.glob("*.txt"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    _, stderr = job.communicate(timeout=60)
+    assert job.returncode == 1 and "Aborted!" in stderr
+    written = sorted(p.name for p in out.iterdir())
+    assert 0 < len(written) < 600 and all(not n.startswith(".") for n in written)
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(list(out.glob("*.txt"))) == 600
+    assert f"{600 - len(written)} transcribed, {len(written)} already done" in done.stderr
