@@ -13,7 +13,7 @@ import click
 from mdrnn.pipelines.cli_lm import lm_group
 from mdrnn.pipelines.cli_train import demo, train_command
 from mdrnn.pipelines.options import (
-    BATCH_SIZE,
+    compute_options,
     decoder_options,
     echo_failure,
     load_recognizer,
@@ -38,8 +38,7 @@ def main(verbose: int, quiet: bool) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(_Formatter())
     logging.basicConfig(level=logging.DEBUG if verbose > 1 else
-                        logging.INFO if verbose else logging.WARNING, handlers=[handler],
-                        force=True)
+                        logging.INFO if verbose else logging.WARNING, handlers=[handler])
     logging.getLogger("mdrnn").setLevel(logging.ERROR if quiet else
                                         logging.DEBUG if verbose else logging.INFO)
 
@@ -71,9 +70,9 @@ class _Formatter(logging.Formatter):
                    "ALTO 4.2 <name>.xml per input (eScriptorium, kraken).")
 @decoder_options
 @click.option("--pages", is_flag=True, help="Inputs are page scans: find their lines first.")
-@BATCH_SIZE
+@compute_options
 @click.option("--overwrite", is_flag=True, help="Redo inputs that already have output.")
-def transcribe(model, inputs, out_dir, output_format, decoding, pages, batch_size, overwrite):
+def transcribe(model, inputs, out_dir, output_format, decoding, pages, compute, overwrite):
     """Transcribe line images, or page scans with --pages, with a trained MODEL.
 
     MODEL is a .keras file or the name of a shipped model (see `mdrnn models`).
@@ -94,7 +93,7 @@ def transcribe(model, inputs, out_dir, output_format, decoding, pages, batch_siz
     except InputError as error:
         raise click.BadParameter(str(error), param_hint="INPUTS") from None
     with user_errors():
-        recognizer = load_recognizer(model, decoding, batch_size)
+        recognizer = load_recognizer(model, decoding, compute)
         from mdrnn.pipelines.transcribe import transcribe_files
         from mdrnn.pipelines.writers import open_writer
 
@@ -114,11 +113,11 @@ def transcribe(model, inputs, out_dir, output_format, decoding, pages, batch_siz
 @click.argument("model")
 @click.argument("data")
 @decoder_options
-@BATCH_SIZE
+@compute_options
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write per-line results (id, reference, hypothesis, errors, confidence) "
                    "to this TSV file.")
-def evaluate_command(model, data, decoding, batch_size, output):
+def evaluate_command(model, data, decoding, compute, output):
     """Measure CER, WER and line accuracy of MODEL (a file or a shipped model's name)
     on transcribed DATA.
 
@@ -127,7 +126,7 @@ def evaluate_command(model, data, decoding, batch_size, output):
     iam, iam-ok, ifnenit, ifnenit-aw1, page, alto, folder, list.
     """
     with user_errors():
-        recognizer = load_recognizer(model, decoding, batch_size)
+        recognizer = load_recognizer(model, decoding, compute)
         from mdrnn.datasets.charset import TOKEN_SEPARATOR
         from mdrnn.datasets.formats import open_source
         from mdrnn.pipelines import evaluate as evaluation

@@ -105,8 +105,8 @@ def tune_lm(recognizer: Recognizer, samples: Sequence[Sample], lm: LanguageModel
         rates = error_rates(references, hypotheses)
         trials.append(Trial(weight, bonus, penalty, rates.cer, rates.wer,
                             len(references) / max(seconds, 1e-9)))
-        log.info("LM weight %g, bonus %g, blank penalty %g: CER %.2f%%, WER %.2f%%",
-                 weight, bonus, penalty, 100 * rates.cer, 100 * rates.wer)
+        log.debug("LM weight %g, bonus %g, blank penalty %g: CER %.2f%%, WER %.2f%%",
+                  weight, bonus, penalty, 100 * rates.cer, 100 * rates.wer)
     best = min(trials, key=lambda t: (round(t.cer, 6), t.weight, abs(t.blank_penalty)))
     return replace(lm, weight=best.weight, bonus=best.bonus,
                    blank_penalty=best.blank_penalty), trials

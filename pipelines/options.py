@@ -18,6 +18,7 @@ from mdrnn.lm import UNITS
 
 BATCH_SIZE = click.option("--batch-size", type=click.IntRange(min=1), default=64,
                           show_default=True, help="Lines per forward pass.")
+COMPUTE = ("batch_size", "threads", "device")
 DECODING = ("decoder", "beam_width", "lexicon", "lexicon_mode", "lm", "lm_unit", "lm_weight",
             "word_bonus", "blank_penalty")
 LM_SETTINGS = {"lm_weight": "weight", "word_bonus": "bonus", "blank_penalty": "blank_penalty"}
@@ -73,9 +74,60 @@ def user_errors():
         raise click.ClickException(str(error)) from None
 
 
-def load_recognizer(model: str, decoding: dict, batch_size: int):
+def compute_options(command):
+    """Add --batch-size, --threads and --device, passed to the command as one `compute`
+    dict."""
+    options = [
+        BATCH_SIZE,
+        click.option("--threads", type=click.IntRange(min=1),
+                     help="CPU threads for the network [TensorFlow's choice: all cores]."),
+        click.option("--device", default="auto", show_default=True, metavar="auto|cpu|gpu[:N]",
+                     help="Where the network runs: the first GPU if any (auto), the CPU, "
+                          "or GPU number N."),
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        compute = {key: kwargs.pop(key) for key in COMPUTE}
+        return command(*args, compute=compute, **kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def configure_tensorflow(threads: int | None, device: str) -> None:
+    """Set TensorFlow's thread pools and visible devices, before it runs anything."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    visible = None
+    if device == "cpu":
+        visible = []
+    elif device != "auto":
+        name, _, number = device.partition(":")
+        if name != "gpu" or (number and not number.isdigit()):
+            raise click.BadParameter(f"{device!r}: choose auto, cpu, gpu or gpu:N",
+                                     param_hint="--device")
+        if int(number or 0) >= len(gpus):
+            raise click.BadParameter(f"{device}: this machine has {len(gpus)} GPU(s) that "
+                                     f"TensorFlow can use", param_hint="--device")
+        visible = [gpus[int(number or 0)]]
+    try:
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        if visible is not None:
+            tf.config.set_visible_devices(visible, "GPU")
+    except RuntimeError:  # only when TensorFlow already ran in this process (not the CLI's)
+        logging.getLogger(__name__).warning("TensorFlow is already running: --threads and "
+                                            "--device apply to a fresh process only")
+
+
+def load_recognizer(model: str, decoding: dict, compute: dict):
     """Check the decoding options together, then load MODEL (a file or a shipped name)
-    with its language model where one applies; TensorFlow is imported here."""
+    with its language model where one applies, on the device and threads asked for;
+    TensorFlow is imported here."""
     decoder, lm = decoding["decoder"], decoding["lm"]
     explicit_lm = lm is not None and lm != "none"
     tuned = any(decoding[key] is not None for key in LM_SETTINGS)
@@ -89,6 +141,7 @@ def load_recognizer(model: str, decoding: dict, batch_size: int):
     if explicit_lm and not Path(lm).is_file():
         raise click.BadParameter(f"{lm}: no such language model file", param_hint="--lm")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    configure_tensorflow(compute["threads"], compute["device"])
     from mdrnn.errors import InputError
     from mdrnn.lm_decoding import LanguageModel, embedded_lm, require_flashlight
     from mdrnn.models import load_model
@@ -98,7 +151,8 @@ def load_recognizer(model: str, decoding: dict, batch_size: int):
     path = resolve_model(model)
     network = load_model(path)
     options = dict(beam_width=decoding["beam_width"], lexicon=decoding["lexicon"],
-                   lexicon_mode=decoding["lexicon_mode"], batch_size=batch_size, name=str(path))
+                   lexicon_mode=decoding["lexicon_mode"], batch_size=compute["batch_size"],
+                   name=str(path))
     with embedded_lm(network) as stored:
         chosen = None
         if explicit_lm:
