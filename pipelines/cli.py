@@ -94,10 +94,12 @@ def transcribe(model, inputs, out_dir, output_format, decoding, pages, compute, 
         raise click.BadParameter(str(error), param_hint="INPUTS") from None
     with user_errors():
         recognizer = load_recognizer(model, decoding, compute)
+        from mdrnn.pipelines.folder_lock import exclusive_folder
         from mdrnn.pipelines.transcribe import transcribe_files
         from mdrnn.pipelines.writers import open_writer
 
-        with open_writer(output_format, out_dir, overwrite=overwrite) as writer, \
+        with exclusive_folder(out_dir), \
+                open_writer(output_format, out_dir, overwrite=overwrite) as writer, \
                 progress_bar(len(files), "Transcribing") as bar:
             report = transcribe_files(
                 recognizer, files, writer, pages=pages,
@@ -208,6 +210,7 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
     import json
 
     from mdrnn.errors import InputError
+    from mdrnn.pipelines.folder_lock import exclusive_folder
     from mdrnn.pipelines.preprocess_config import PreprocessConfig
     from mdrnn.pipelines.preprocess_job import plan_inputs, preprocess_files
 
@@ -223,9 +226,8 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
         jobs, samples = plan_inputs(inputs)
     except InputError as error:
         raise click.BadParameter(str(error), param_hint="INPUTS") from None
-    with progress_bar(len(jobs), "Preprocessing") as bar:
-        results = preprocess_files(jobs, samples, out, config, pages=pages,
-                                   overwrite=overwrite,
+    with user_errors(), exclusive_folder(out), progress_bar(len(jobs), "Preprocessing") as bar:
+        results = preprocess_files(jobs, samples, out, config, pages=pages, overwrite=overwrite,
                                    progress=bar.update if bar is not None else None)
     failed = [r for r in results if r.status == "failed"]
     for result in failed:

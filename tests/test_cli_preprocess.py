@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from mdrnn.datasets.imageio import load_image
 from mdrnn.pipelines import atomic
 from mdrnn.pipelines.cli import main
+from mdrnn.pipelines.folder_lock import LOCK_NAME
 from mdrnn.pipelines.preprocess import normalise_line
 from mdrnn.pipelines.preprocess_config import PreprocessConfig
 from mdrnn.pipelines.segment_eval import render_page
@@ -41,7 +42,8 @@ def run(*args):
 
 
 def written(out):
-    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                  if p.is_file() and p.name != LOCK_NAME)
 
 
 def test_lines_are_written_and_bad_files_reported(inputs, tmp_path):

@@ -13,6 +13,7 @@ from tiny import line_images, write_line_folder
 
 from mdrnn.lm import UNITS
 from mdrnn.pipelines.cli import main
+from mdrnn.pipelines.folder_lock import LOCK_NAME
 from mdrnn.pipelines.recognizer import DECODERS, LEXICON_MODES, Recognizer
 from mdrnn.pipelines.writers import FORMATS, JSONL_NAME
 
@@ -38,7 +39,9 @@ def run(*args):
 
 
 def _outputs(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    """The files a job wrote, without the folder's lock file."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.name != LOCK_NAME)
 
 
 def test_cli_choices_match_the_library():
@@ -258,9 +261,31 @@ def test_sigterm_stops_a_job_like_ctrl_c_and_a_rerun_finishes_it(model_file, tmp
     job.send_signal(signal.SIGTERM)
     _, stderr = job.communicate(timeout=60)
     assert job.returncode == 1 and "Aborted!" in stderr
-    written = sorted(p.name for p in out.iterdir())
+    written = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
     assert 0 < len(written) < 600 and all(not n.startswith(".") for n in written)
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert len(list(out.glob("*.txt"))) == 600
     assert f"{600 - len(written)} transcribed, {len(written)} already done" in done.stderr
+
+
+def test_one_job_per_output_folder_and_stale_temporaries_removed(model_file, lines, tmp_path):
+    import fcntl
+    import os
+
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".l0.omste84t.txt"
+    stale.write_text("half")
+    handle = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(handle, fcntl.LOCK_EX)  # another job is running
+    try:
+        result = run("transcribe", model_file, lines, "--out", out)
+        assert result.exit_code == 1
+        assert "another mdrnn job is writing into this folder" in result.output
+        assert stale.exists()  # not ours to touch while the other job runs
+    finally:
+        os.close(handle)
+    result = run("transcribe", model_file, lines, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert not stale.exists() and len(_outputs(out)) == 4
