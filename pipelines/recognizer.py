@@ -60,18 +60,22 @@ class LineResult:
             words, the chosen entry's posterior among the entries.
         symbols: the emitted symbols, one per CTC label.
         char_confidences: one per symbol, with the greedy decoder; else None.
+        no_ink: the line image is blank (no contrast): nothing was read.
     """
 
     text: str
     confidence: float
     symbols: tuple[str, ...] = ()
     char_confidences: tuple[float, ...] | None = None
+    no_ink: bool = False
 
     def to_dict(self) -> dict:
         """Text and confidences as JSON values."""
         out = {"text": self.text, "confidence": round(self.confidence, 6)}
         if self.char_confidences is not None:
             out["char_confidences"] = [round(c, 4) for c in self.char_confidences]
+        if self.no_ink:
+            out["no_ink"] = True
         return out
 
 
@@ -256,9 +260,21 @@ class Recognizer:
         return results
 
     def recognize_prepared(self, lines: Sequence[np.ndarray]) -> list[LineResult]:
-        """Recognise lines from `prepare`, batched by width; results in the given order."""
+        """Recognise lines from `prepare`, batched by width; results in the given order.
+
+        A blank line (no contrast, e.g. an empty crop or a 1x1 image) is not given to
+        the network, which would read something into it: its text is empty.
+        """
         results: list[LineResult | None] = [None] * len(lines)
-        for batch in self.plan([line.shape[1] for line in lines]):
+        inked = []
+        for i, line in enumerate(lines):
+            if line.size and np.ptp(line) > 0:
+                inked.append(i)
+            else:
+                results[i] = LineResult("", 1.0, (), () if self.decoder == "greedy" else None,
+                                        no_ink=True)
+        for batch in self.plan([lines[i].shape[1] for i in inked]):
+            batch = [inked[j] for j in batch]
             logits, lengths = self.forward([lines[i] for i in batch])
             for i, result in zip(batch, self.decode(logits, lengths)):
                 results[i] = result

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from lxml import etree
@@ -289,3 +290,18 @@ def test_one_job_per_output_folder_and_stale_temporaries_removed(model_file, lin
     result = run("transcribe", model_file, lines, "--out", out)
     assert result.exit_code == 0, result.output
     assert not stale.exists() and len(_outputs(out)) == 4
+
+
+def test_blank_and_tiny_images_read_as_empty_lines(model_file, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "blank.png"), np.full((20, 90), 255, np.uint8))
+    cv2.imwrite(str(folder / "dot.png"), np.zeros((1, 1), np.uint8))
+    cv2.imwrite(str(folder / "line.png"), line_images(1, seed=2)[0])
+    result = run("transcribe", model_file, folder, "--out", tmp_path / "out", "-f", "jsonl")
+    assert result.exit_code == 0, result.output
+    records = {Path(r["source"]).stem: r for r in map(
+        json.loads, (tmp_path / "out" / JSONL_NAME).read_text().splitlines())}
+    for name in ("blank", "dot"):
+        assert records[name]["text"] == "" and records[name]["no_ink"] is True
+    assert "no_ink" not in records["line"]
