@@ -44,11 +44,13 @@ def _page_image(xml: Path, filename: str | None) -> Path:
     if not filename:
         raise InputError(f"{xml}: the Page element has no imageFilename")
     name = re.sub(r"^file://", "", filename)
-    # OCR-D workspaces give the path from the workspace root, one folder up.
-    candidates = [inside(xml.parent, name), inside(xml.parent.parent, name)]
+    # The path is relative to the XML, or (OCR-D workspaces) to the folder above; it
+    # may not lead out of that folder.
+    workspace = xml.parent.parent
+    candidates = [inside(xml.parent, name, workspace), inside(workspace, name)]
     if not any(candidates):
-        raise InputError(f"{xml}: page image {filename} lies outside the XML's folder (and "
-                         f"its parent); image references must stay inside them")
+        raise InputError(f"{xml}: page image {filename} lies outside the XML's folder and "
+                         f"the one above; image references must stay inside them")
     candidates.append(xml.parent / Path(name).name)
     found = next((p for p in candidates if p is not None and p.is_file()), None)
     if found is None:

@@ -78,12 +78,12 @@ def read_text(path: Path) -> str:
                          f"{error.start})") from None
 
 
-def inside(root: Path, name: str) -> Path | None:
-    """`root / name` when that path stays inside `root` (no absolute path, no ``..``
-    leading out; symbolic links are not followed, so linked data folders work), else
-    None: a data file may only name images in its own folder."""
-    path = Path(os.path.normpath(root / name))
-    base = Path(os.path.normpath(root))
+def inside(folder: Path, name: str, root: Path | None = None) -> Path | None:
+    """`folder / name` when that path stays inside `root` (by default `folder`): no
+    absolute path or ``..`` leading out (symbolic links are not followed, so linked
+    data folders work); else None. A data file may only name images in its folder."""
+    path = Path(os.path.normpath(folder / name))
+    base = Path(os.path.normpath(root if root is not None else folder))
     return path if path == base or base in path.parents else None
 
 
