@@ -1,6 +1,6 @@
 """Text blocks of a page: a mask of line cores cut into blocks in reading order.
 
-Part of `mdrnn.pipelines.layout.find_lines`: recursive XY cuts, columns first.
+Part of `mdrnn.pipelines.line_finder.find_lines`: recursive XY cuts, columns first.
 """
 
 from __future__ import annotations

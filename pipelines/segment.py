@@ -17,7 +17,7 @@ of the same signature:
 
 The classical method here: binarise (Sauvola or Otsu), drop specks, rules and
 scan edges, estimate the character height from the components, estimate and
-undo the page skew, then find the lines (`mdrnn.pipelines.layout.find_lines`:
+undo the page skew, then find the lines (`mdrnn.pipelines.line_finder.find_lines`:
 line cores, columns by XY cuts, touching lines cut apart) on a copy of the page
 scaled so that letters are 12 to 24 pixels high. Every size is relative to the
 character height, so any resolution works.
@@ -32,7 +32,7 @@ import numpy as np
 
 from mdrnn.datasets.imageio import to_gray
 from mdrnn.pipelines.geometry import estimate_skew, rotate, rotation
-from mdrnn.pipelines.layout import find_lines
+from mdrnn.pipelines.line_finder import find_lines
 from mdrnn.pipelines.preprocess import (
     binarise_sauvola,
     fix_polarity,
