@@ -18,49 +18,54 @@ from mdrnn.lm import UNITS
 
 BATCH_SIZE = click.option("--batch-size", type=click.IntRange(min=1), default=64,
                           show_default=True, help="Lines per forward pass.")
-COMPUTE = ("batch_size", "threads", "device")
-DECODING = ("decoder", "beam_width", "lexicon", "lexicon_mode", "lm", "lm_unit", "lm_weight",
-            "word_bonus", "blank_penalty")
 LM_SETTINGS = {"lm_weight": "weight", "word_bonus": "bonus", "blank_penalty": "blank_penalty"}
 
 
-def decoder_options(command):
-    """Add the decoding options to a command, passed to it as one `decoding` dict."""
-    options = [
-        click.option("--decoder", type=click.Choice(["greedy", "beam", "lexicon"]),
-                     help="CTC decoding: best path, prefix beam search (with the LM, if "
-                          "any), or words of --lexicon. [beam if the model carries a "
-                          "language model or --lm is given, else greedy]"),
-        click.option("--beam-width", type=click.IntRange(min=1), default=16, show_default=True,
-                     help="Prefixes kept by the beam search."),
-        click.option("--lexicon", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="Word list, one entry per line, for --decoder lexicon."),
-        click.option("--lexicon-mode", type=click.Choice(["word", "line"]), default="word",
-                     show_default=True,
-                     help="word: each image shows one entry; line: entries joined by spaces."),
-        click.option("--lm", metavar="FILE|none",
-                     help="N-gram language model (ARPA, see `mdrnn lm build`) for the beam "
-                          "search; 'none' ignores the model's own. [the model's, if any]"),
-        click.option("--lm-unit", type=click.Choice(UNITS), default="char",
-                     show_default=True, help="What the words of --lm are."),
-        click.option("--lm-weight", type=click.FloatRange(0, 10),
-                     help="Scale of the LM's log-probabilities. [the model's, else 1]"),
-        click.option("--word-bonus", type=click.FloatRange(-10, 10),
-                     help="Added per word (char LM: per frame reading a space). "
-                          "[the model's, else 0]"),
-        click.option("--blank-penalty", type=click.FloatRange(-10, 10),
-                     help="Subtracted from the blank's log-probability per frame, against "
-                          "the deletions an LM favours. [the model's, else 0]"),
-    ]
+def option_group(name: str, options: list):
+    """A decorator adding `options` to a command, their values passed to it together
+    as one dict keyword argument `name`."""
+    # Each click.option decorator, applied to a stand-in, says its parameter's name.
+    keys = [option(lambda: None).__click_params__[0].name for option in options]
 
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        decoding = {key: kwargs.pop(key) for key in DECODING}
-        return command(*args, decoding=decoding, **kwargs)
+    def decorate(command):
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            kwargs[name] = {key: kwargs.pop(key) for key in keys}
+            return command(*args, **kwargs)
 
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    return wrapper
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper
+
+    return decorate
+
+
+decoder_options = option_group("decoding", [
+    click.option("--decoder", type=click.Choice(["greedy", "beam", "lexicon"]),
+                 help="CTC decoding: best path, prefix beam search (with the LM, if "
+                      "any), or words of --lexicon. [beam if the model carries a "
+                      "language model or --lm is given, else greedy]"),
+    click.option("--beam-width", type=click.IntRange(min=1), default=16, show_default=True,
+                 help="Prefixes kept by the beam search."),
+    click.option("--lexicon", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                 help="Word list, one entry per line, for --decoder lexicon."),
+    click.option("--lexicon-mode", type=click.Choice(["word", "line"]), default="word",
+                 show_default=True,
+                 help="word: each image shows one entry; line: entries joined by spaces."),
+    click.option("--lm", metavar="FILE|none",
+                 help="N-gram language model (ARPA, see `mdrnn lm build`) for the beam "
+                      "search; 'none' ignores the model's own. [the model's, if any]"),
+    click.option("--lm-unit", type=click.Choice(UNITS), default="char",
+                 show_default=True, help="What the words of --lm are."),
+    click.option("--lm-weight", type=click.FloatRange(0, 10),
+                 help="Scale of the LM's log-probabilities. [the model's, else 1]"),
+    click.option("--word-bonus", type=click.FloatRange(-10, 10),
+                 help="Added per word (char LM: per frame reading a space). "
+                      "[the model's, else 0]"),
+    click.option("--blank-penalty", type=click.FloatRange(-10, 10),
+                 help="Subtracted from the blank's log-probability per frame, against "
+                      "the deletions an LM favours. [the model's, else 0]"),
+])
 
 
 @contextlib.contextmanager
@@ -74,26 +79,14 @@ def user_errors():
         raise click.ClickException(str(error)) from None
 
 
-def compute_options(command):
-    """Add --batch-size, --threads and --device, passed to the command as one `compute`
-    dict."""
-    options = [
-        BATCH_SIZE,
-        click.option("--threads", type=click.IntRange(min=1),
-                     help="CPU threads for the network [TensorFlow's choice: all cores]."),
-        click.option("--device", default="auto", show_default=True, metavar="auto|cpu|gpu[:N]",
-                     help="Where the network runs: the first GPU if any (auto), the CPU, "
-                          "or GPU number N."),
-    ]
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        compute = {key: kwargs.pop(key) for key in COMPUTE}
-        return command(*args, compute=compute, **kwargs)
-
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    return wrapper
+compute_options = option_group("compute", [
+    BATCH_SIZE,
+    click.option("--threads", type=click.IntRange(min=1),
+                 help="CPU threads for the network [TensorFlow's choice: all cores]."),
+    click.option("--device", default="auto", show_default=True, metavar="auto|cpu|gpu[:N]",
+                 help="Where the network runs: the first GPU if any (auto), the CPU, "
+                      "or GPU number N."),
+])
 
 
 def configure_tensorflow(threads: int | None, device: str) -> None:
