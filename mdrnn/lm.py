@@ -2,8 +2,8 @@
 
 A *character* LM (the default) treats every charset symbol as one LM word, the
 space spelled ``<space>``; a *word* LM has the words of the text (split at
-spaces). Models are estimated with interpolated modified Kneser-Ney smoothing by
-the VariKN toolkit (the ``varikn`` wheel, BSD licence; ``pip install
+spaces). Models are estimated with modified Kneser-Ney smoothing (three discounts
+per order) by the VariKN toolkit (the ``varikn`` wheel, BSD licence; ``pip install
 "mdrnn[lm]"``), which also prunes n-grams that add little (``prune``: VariKN's
 data-cost scale; smaller keeps more). VariKN separates ARPA fields by spaces, which
 KenLM (used for decoding, `mdrnn.lm_decoding`) does not read, and its pruning

@@ -100,7 +100,7 @@ class PrefixLMDecoder:
         frames = np.arange(log_probs.shape[1])[None, :] < lengths[:, None]
         log_probs[..., BLANK] -= np.where(frames, self.lm.blank_penalty, 0.0)
         best = prefix_beam_search(log_probs, lengths, self.beam_width, self.next, None,
-                                   self.score, self.end)
+                                  self.score, self.end)
         labels = np.zeros((len(best), max(1, max(map(len, best), default=0))), np.int64)
         for row, ids in zip(labels, best):
             row[:len(ids)] = ids
