@@ -16,7 +16,9 @@ from mdrnn.pipelines.options import (
     compute_options,
     decoder_options,
     echo_failure,
+    height_option,
     load_recognizer,
+    out_folder,
     progress_bar,
     quiet,
     report_failures,
@@ -60,8 +62,7 @@ class _Formatter(logging.Formatter):
 @main.command()
 @click.argument("model")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--out", "out_dir", required=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@out_folder(name="out_dir")
 @click.option("-f", "--format", "output_format",
               type=click.Choice(["txt", "jsonl", "page", "alto"]), default="txt",
               show_default=True,
@@ -179,14 +180,14 @@ def models_command():
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder.")
+@out_folder()
 @click.option("--pages", is_flag=True,
               help="Inputs are page scans: find their lines, write each line and a JSON "
                    "of the line coordinates per page.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="JSON file of preprocessing settings; the options below override it.")
-@click.option("--height", type=click.IntRange(8, 1024), help="Line height in pixels [64].")
+@height_option("Line height the images are scaled to, in pixels [64, or the --config "
+               "file's].")
 @click.option("--polarity", type=click.Choice(POLARITIES),
               help="Ink polarity: detect, take as dark on light, or invert [auto].")
 @click.option("--binarise", type=click.Choice(BINARISERS),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from mdrnn.pipelines.options import quiet, user_errors
+from mdrnn.pipelines.options import height_option, out_folder, quiet, user_errors
 from mdrnn.pipelines.schedule import SCHEDULES
 from mdrnn.presets import PRESETS
 
@@ -70,8 +70,7 @@ def _read_config(ctx: click.Context, param: click.Parameter, value: str | None):
                    ".xml, digits, or TYPE:PATH (iam, iam-ok, ifnenit, ifnenit-aw1, page, alto, "
                    "folder, list).")
 @click.option("--val", "val_data", required=True, metavar="DATA", help="Validation data.")
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder: model.keras, checkpoint/, log.csv, tensorboard/.")
+@out_folder("Output folder: model.keras, checkpoint/, log.csv, tensorboard/.")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default="graves2009",
               show_default=True,
               help="Network; graves2009_x9 has a 4x1 last block (twice the CTC frames), "
@@ -79,8 +78,7 @@ def _read_config(ctx: click.Context, param: click.Parameter, value: str | None):
                    "block (a third more frames again).")
 @click.option("--spec", "spec_file", type=click.Path(exists=True, dir_okay=False),
               help="JSON file of a network spec (see mdrnn.models); replaces --preset.")
-@click.option("--height", type=click.IntRange(8, 1024), default=64, show_default=True,
-              help="Line height the images are scaled to.")
+@height_option(default=64, show_default=True)
 @click.option("--right-to-left", is_flag=True,
               help="The script runs right to left (Arabic, Hebrew): lines are mirrored.")
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
@@ -185,8 +183,7 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
 
 
 @click.command()
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("mdrnn-demo"), show_default=True, help="Output folder.")
+@out_folder(default=Path("mdrnn-demo"), show_default=True)
 @click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=15.0,
               show_default=True,
               help="Time limit: training stops after its epochs or this long, if sooner.")

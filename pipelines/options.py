@@ -18,6 +18,18 @@ from mdrnn.lm import UNITS
 
 BATCH_SIZE = click.option("--batch-size", type=click.IntRange(min=1), default=64,
                           show_default=True, help="Lines per forward pass.")
+def out_folder(help: str = "Output folder.", name: str = "out", **kwargs):
+    """The -o/--out option of every command that writes a folder."""
+    kwargs.setdefault("required", "default" not in kwargs)
+    return click.option("-o", "--out", name, type=click.Path(file_okay=False, path_type=Path),
+                        help=help, **kwargs)
+
+
+def height_option(help: str = "Line height the images are scaled to, in pixels.", **kwargs):
+    """The --height option: the line height the images are scaled to."""
+    return click.option("--height", type=click.IntRange(8, 1024), help=help, **kwargs)
+
+
 LM_SETTINGS = {"lm_weight": "weight", "word_bonus": "bonus", "blank_penalty": "blank_penalty"}
 
 
