@@ -22,6 +22,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from mdrnn.errors import InputError
 from mdrnn.layers import (
@@ -161,6 +162,43 @@ def output_lengths(model: keras.Model, widths):
         if hasattr(layer, "output_width"):
             lengths = layer.output_width(lengths)
     return lengths
+
+
+def padded_forward(model: keras.Model, *, xla: bool = False, rows: int | None = None,
+                   height: int | None = None):
+    """The model's forward pass, compiled once, for padded batches of lines.
+
+    The one forward pass of training-time validation and of transcription.
+
+    Args:
+        model: a recogniser.
+        xla: compile with XLA (which then compiles once per batch shape).
+        rows: top smaller batches up with empty lines (width 0) to this many rows,
+            so that XLA compiles one shape per width rather than one per batch size.
+        height: the fixed line height, if any.
+
+    Returns:
+        ``run(images (B, H, W, 1) float32, widths (B,) int) -> (logits (B, T, K+1),
+        output lengths (B,))`` as NumPy arrays.
+    """
+    signature = [tf.TensorSpec((None, height, None, 1), tf.float32),
+                 tf.TensorSpec((None,), tf.int32)]
+
+    @tf.function(jit_compile=xla, input_signature=signature)
+    def forward(image, width):
+        return model({"image": image, "width": width}, training=False)
+
+    def run(images, widths):
+        images = tf.convert_to_tensor(images, tf.float32)
+        widths = np.asarray(widths, np.int32)
+        size = len(widths)
+        missing = max(0, (rows or size) - size)
+        if missing:
+            images = tf.pad(images, [[0, missing], [0, 0], [0, 0], [0, 0]])
+        logits = forward(images, tf.constant(np.pad(widths, [0, missing])))
+        return logits.numpy()[:size], np.asarray(output_lengths(model, widths))
+
+    return run
 
 
 def metadata(model: keras.Model) -> Metadata:

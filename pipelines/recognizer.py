@@ -29,7 +29,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import mdrnn.layers  # noqa: F401  (registers the custom layers for loading)
 from mdrnn.datasets.charset import Charset
@@ -37,7 +36,7 @@ from mdrnn.decoding import beam_search_decode, greedy_decode
 from mdrnn.errors import InputError
 from mdrnn.lexicon import Lexicon, lexicon_decode_line, lexicon_decode_word, read_lexicon
 from mdrnn.lm_decoding import LanguageModel, embedded_lm, lm_decoder
-from mdrnn.models import load_model, metadata, output_lengths, width_multiple
+from mdrnn.models import load_model, metadata, padded_forward, width_multiple
 from mdrnn.pipelines.preprocess import preprocess_line
 from mdrnn.pipelines.preprocess_config import PreprocessConfig
 
@@ -151,15 +150,9 @@ class Recognizer:
             self._separator = self.charset.encode(" ")[0]
         self.width_multiple = width_multiple(model)
 
-        def forward(image, width):
-            return model({"image": image, "width": width}, training=False)
-
-        if xla:
-            self._forward = tf.function(forward, jit_compile=True)
-        else:
-            signature = [tf.TensorSpec((None, self.config.height, None, 1), tf.float32),
-                         tf.TensorSpec((None,), tf.int32)]
-            self._forward = tf.function(forward, input_signature=signature)
+        # XLA compiles per shape, so its batches always have batch_size rows.
+        self._forward = padded_forward(model, xla=xla, rows=batch_size if xla else None,
+                                       height=self.config.height)
 
     def _lm_decoder(self, lm: LanguageModel | str):
         if isinstance(lm, LanguageModel):
@@ -227,17 +220,11 @@ class Recognizer:
             raise ValueError(f"prepared lines must be 2-D with height {height}, got shapes "
                              f"{[line.shape for line in lines]}")
         widths = np.array([line.shape[1] for line in lines], np.int32)
-        padded = self.padded_width(int(widths.max()))
-        # XLA compiles per shape, so its batches always have batch_size rows; the
-        # extra rows are empty lines, whose results are dropped.
-        rows = self.batch_size if self.xla else len(lines)
-        images = np.zeros((rows, height, padded, 1), np.float32)
+        images = np.zeros((len(lines), height, self.padded_width(int(widths.max())), 1),
+                          np.float32)
         for i, line in enumerate(lines):
             images[i, :, :line.shape[1], 0] = line
-        batch_widths = np.full(rows, padded, np.int32)
-        batch_widths[:len(lines)] = widths
-        logits = self._forward(tf.constant(images), tf.constant(batch_widths))
-        return np.asarray(logits)[:len(lines)], np.asarray(output_lengths(self.model, widths))
+        return self._forward(images, widths)
 
     def decode(self, logits: np.ndarray, lengths: np.ndarray) -> list[LineResult]:
         """Decode a batch of logits with the chosen decoder."""

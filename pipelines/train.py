@@ -30,7 +30,13 @@ from tensorflow.core.framework import summary_pb2
 from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.tfdata import LineDataset
 from mdrnn.errors import InputError
-from mdrnn.models import build_model, output_lengths, transfer_weights, width_multiple
+from mdrnn.models import (
+    build_model,
+    output_lengths,
+    padded_forward,
+    transfer_weights,
+    width_multiple,
+)
 from mdrnn.pipelines.atomic import atomic_path
 from mdrnn.pipelines.checkpoint import read_state, restore_checkpoint, save_checkpoint
 from mdrnn.pipelines.finetune import start_from
@@ -42,7 +48,6 @@ from mdrnn.pipelines.train_steps import (
     choose_strategy,
     evaluate_dataset,
     make_optimizer,
-    make_predict,
     make_train_step,
 )
 from mdrnn.presets import resolve_spec
@@ -149,7 +154,7 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
                            width_multiple=multiple, num_buckets=config.buckets,
                            unknown="skip")
     step = make_train_step(model, optimizer, strategy, config.batch_size, config.xla)
-    predict = make_predict(model, config.xla, config.batch_size)
+    predict = padded_forward(model, xla=config.xla, rows=config.batch_size)
     writer = tf.summary.create_file_writer(str(out / "tensorboard"))
 
     history = state["history"] if state else []

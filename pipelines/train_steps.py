@@ -1,5 +1,5 @@
-"""The compiled pieces of training: optimiser, CTC train step, forward pass, validation,
-and the tf.distribute strategy."""
+"""The compiled pieces of training: optimiser, CTC train step, validation (over the
+forward pass of `mdrnn.models.padded_forward`) and the tf.distribute strategy."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from mdrnn.ctc import ctc_loss
@@ -71,30 +70,6 @@ def make_train_step(model, optimizer, strategy, global_batch: int, xla: bool = T
     return step
 
 
-def make_predict(model, xla: bool = True, batch_size: int | None = None):
-    """Logits and output lengths of a batch, compiled.
-
-    With `batch_size`, smaller batches are padded with empty lines (width 0) to that
-    size, so that XLA compiles one shape per width rather than one per remainder.
-    """
-    @tf.function(jit_compile=xla, input_signature=[
-        tf.TensorSpec([None, None, None, 1], tf.float32), tf.TensorSpec([None], tf.int32)])
-    def predict(image, width):
-        return model({"image": image, "width": width}, training=False)
-
-    def run(batch):
-        image, width = batch["image"], batch["width"]
-        size = int(tf.shape(image)[0])
-        missing = max(0, (batch_size or size) - size)
-        if missing:
-            image = tf.pad(image, [[0, missing], [0, 0], [0, 0], [0, 0]])
-            width = tf.pad(width, [[0, missing]])
-        logits = predict(image, width).numpy()[:size]
-        return logits, np.asarray(output_lengths(model, batch["width"].numpy()))
-
-    return run
-
-
 def _hypothesis(charset: Charset, ids, reference):
     # Token transcriptions (IFN/ENIT shapes) are compared token by token.
     return charset.decode(ids) if isinstance(reference, str) else tuple(
@@ -102,10 +77,11 @@ def _hypothesis(charset: Charset, ids, reference):
 
 
 def evaluate_dataset(predict, data: LineDataset) -> tuple[ErrorRates, list[tuple]]:
-    """Greedy-decode every line of `data`; (rates, [(sample, hypothesis, confidence)])."""
+    """Greedy-decode every line of `data` with `predict` (`mdrnn.models.padded_forward`);
+    return (rates, [(sample, hypothesis, confidence)])."""
     rows = []
     for batch in data.dataset():
-        logits, frames = predict(batch)
+        logits, frames = predict(batch["image"], batch["width"].numpy())
         decoded = greedy_decode(logits, frames)
         for i, (ids, confidence) in zip(batch["index"].numpy(), decoded):
             sample = data.samples[i]
