@@ -91,3 +91,22 @@ def test_width_mask_zeroes_padding_and_passes_its_mask_on():
     assert mask.shape == (2, 3, 5) and bool(mask[1, 0, 1]) and not bool(mask[1, 0, 2])
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     np.testing.assert_array_equal(again([images, tf.constant([5, 2])]), y)
+
+
+@pytest.mark.parametrize("layer,arg", [
+    (lambda: BlockSubsample2D((0, 2)), "(0, 2)"),
+    (lambda: BlockSubsample2D((2,)), "(2,)"),
+    (lambda: BlockSubsample2D((2, 2))(np.zeros((2, 3), "float32")), "rank 4"),
+    (lambda: CollapseHeight()(np.zeros((2, 3, 4), "float32")), "rank 4"),
+])
+def test_bad_arguments(layer, arg):
+    with pytest.raises(ValueError, match=arg.replace("(", r"\(").replace(")", r"\)")):
+        layer()
+
+
+def test_configs_round_trip():
+    for layer in (BlockSubsample2D((4, 2)), CollapseHeight(), ColumnsToSequence(), WidthMask(),
+                  Metadata(charset={"symbols": ["a"]}, preprocessing={"height": 48},
+                           architecture={"type": "mdlstm"})):
+        clone = type(layer).from_config(layer.get_config())
+        assert clone.get_config() == layer.get_config()
