@@ -133,7 +133,7 @@ class Recognizer:
             raise InputError(f"{name}: the model stores no charset or preprocessing config")
         try:
             self.charset = Charset.from_config(meta.charset)
-            self.config = PreprocessConfig.from_dict(meta.preprocessing)
+            self.preprocessing = PreprocessConfig.from_dict(meta.preprocessing)
         except (ValueError, TypeError) as error:
             raise InputError(f"{name}: unusable model metadata ({error})") from None
         classes = model.output_shape[-1]
@@ -152,7 +152,7 @@ class Recognizer:
 
         # XLA compiles per shape, so its batches always have batch_size rows.
         self._forward = padded_forward(model, xla=xla, rows=batch_size if xla else None,
-                                       height=self.config.height)
+                                       height=self.preprocessing.height)
 
     def _lm_decoder(self, lm: LanguageModel | str):
         if isinstance(lm, LanguageModel):
@@ -187,7 +187,7 @@ class Recognizer:
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """Preprocess a line image as at training: float32 (height, W), paper 0, ink 1."""
-        return preprocess_line(image, self.config)
+        return preprocess_line(image, self.preprocessing)
 
     def padded_width(self, width: int) -> int:
         """The width a batch whose widest line has `width` columns is padded to."""
@@ -213,7 +213,7 @@ class Recognizer:
         Returns:
             Logits (B, T, K+1) and each line's output length (B,).
         """
-        height = self.config.height
+        height = self.preprocessing.height
         if not 0 < len(lines) <= self.batch_size:
             raise ValueError(f"forward takes 1..{self.batch_size} lines, got {len(lines)}")
         if any(line.ndim != 2 or line.shape[0] != height for line in lines):

@@ -28,7 +28,7 @@ def recognizer(model_file):
 
 def test_load_reads_charset_and_preprocessing(recognizer, model_file):
     assert recognizer.charset == Charset.from_texts(["ab c"])
-    assert recognizer.config == PreprocessConfig(height=16)
+    assert recognizer.preprocessing == PreprocessConfig(height=16)
     assert recognizer.width_multiple == 4
     assert recognizer.name == str(model_file)
 
@@ -229,7 +229,7 @@ def test_a_right_to_left_model_reads_mirrored_lines(tmp_path):
     rtl.save(tmp_path / "rtl.keras")
     ltr = Recognizer(model)
     loaded = Recognizer.load(tmp_path / "rtl.keras")
-    assert loaded.config.right_to_left
+    assert loaded.preprocessing.right_to_left
     images = line_images(4, seed=5)
     mirrored = [np.ascontiguousarray(image[:, ::-1]) for image in images]
     assert [r.text for r in loaded.recognize(images)] == [
