@@ -35,7 +35,7 @@ def main() -> None:
 
     from mdrnn.datasets.charset import Charset
     from mdrnn.datasets.digits import digit_lines
-    from mdrnn.datasets.tfdata import LineDataset
+    from mdrnn.datasets.line_dataset import LineDataset
     from mdrnn.pipelines.preprocess import preprocess_line
     from mdrnn.pipelines.preprocess_config import PreprocessConfig
 

@@ -1,7 +1,7 @@
 """Training augmentation of line images: a random affine warp, blur, contrast and noise.
 
 `Augmentation.draw` picks one `Warp` per line from a seeded generator, so an epoch's
-distortions are part of its plan (`mdrnn.datasets.tfdata.LineDataset.plan`) and a
+distortions are part of its plan (`mdrnn.datasets.line_dataset.LineDataset.plan`) and a
 resumed run redraws exactly the same; `Augmentation.apply` carries a warp out.
 """
 

@@ -28,7 +28,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from mdrnn.datasets.charset import Charset
-from mdrnn.datasets.tfdata import LineDataset
+from mdrnn.datasets.line_dataset import LineDataset
 from mdrnn.errors import InputError
 from mdrnn.models import (
     build_model,

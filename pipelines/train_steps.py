@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from mdrnn.ctc import ctc_loss
 from mdrnn.datasets.charset import Charset
-from mdrnn.datasets.tfdata import LineDataset
+from mdrnn.datasets.line_dataset import LineDataset
 from mdrnn.decoding import greedy_decode
 from mdrnn.errors import InputError
 from mdrnn.models import output_lengths

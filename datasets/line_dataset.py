@@ -1,4 +1,4 @@
-"""tf.data input pipeline: preprocessed lines in width buckets, with CTC labels and lengths.
+"""Training and validation batches: preprocessed lines in width buckets, with CTC labels.
 
 `LineDataset` decodes and preprocesses every sample once, in a thread pool, and
 keeps the result in memory as float16 (relative rounding error at most 2**-11,

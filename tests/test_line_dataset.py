@@ -8,8 +8,8 @@ import pytest
 
 from mdrnn.datasets.augment import Augmentation
 from mdrnn.datasets.charset import Charset
+from mdrnn.datasets.line_dataset import LineDataset, required_frames
 from mdrnn.datasets.samples import Sample
-from mdrnn.datasets.tfdata import LineDataset, required_frames
 from mdrnn.errors import InputError
 from mdrnn.pipelines.preprocess import preprocess_line
 from mdrnn.pipelines.preprocess_config import PreprocessConfig
@@ -145,7 +145,7 @@ def test_lines_too_short_for_their_labels_are_dropped_and_logged(caplog):
     def output_length(width):
         return width // 4
 
-    with caplog.at_level(logging.WARNING, logger="mdrnn.datasets.tfdata"):
+    with caplog.at_level(logging.WARNING, logger="mdrnn.datasets.line_dataset"):
         data = LineDataset(samples, charset, **prepared(), batch_size=2, width_multiple=4,
                            training=True, output_length=output_length)
     assert "tiny" in data.dropped and "5 output frames for a label that needs 15" in caplog.text
@@ -166,7 +166,7 @@ def test_unreadable_samples_are_skipped_by_name(tmp_path, caplog):
     broken.write_bytes(b"not a png")
     samples = SAMPLES[:5] + [Sample(broken, "1", "broken"),
                              Sample(tmp_path / "gone.png", "2", "gone")]
-    with caplog.at_level(logging.WARNING, logger="mdrnn.datasets.tfdata"):
+    with caplog.at_level(logging.WARNING, logger="mdrnn.datasets.line_dataset"):
         data = LineDataset(samples, CHARSET, **prepared(), width_multiple=6)
     assert sorted(data.dropped) == ["broken", "gone"]
     assert "broken.png" in caplog.text and "gone.png" in caplog.text
