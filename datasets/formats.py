@@ -94,9 +94,8 @@ def read_list(list_file: str | Path) -> list[Sample]:
         list_file: a UTF-8 text file (.tsv, .txt, ...).
     """
     path = existing_path(list_file, "file")
-    lines = read_text(path).splitlines()
     samples, missing, seen = [], [], {}
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
@@ -112,8 +111,7 @@ def read_list(list_file: str | Path) -> list[Sample]:
         seen[name] = number
         image = inside(path.parent, name)
         if image is None:
-            raise InputError(f"{where}: image {name} lies outside the list's folder; paths "
-                             f"must stay inside it")
+            raise InputError(f"{where}: image {name} lies outside the list's folder")
         if not image.is_file():
             missing.append(f"{where}: image {image}")
         samples.append(Sample(image, text, name))
