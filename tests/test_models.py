@@ -212,3 +212,21 @@ def test_presets_resolve_to_copies_and_unknown_names_are_named():
     assert width_multiple(build_model("graves2009_x6_wide", 5)) == 6
     with pytest.raises(ValueError, match="unknown preset 'x'; choose from .*graves2009_x6_wide"):
         resolve_spec("x")
+
+
+def test_a_model_file_of_an_earlier_version_loads_and_computes_the_same():
+    from pathlib import Path
+
+    from tiny import line_images, tiny_model
+
+    from mdrnn.datasets.charset import Charset
+    from mdrnn.models import load_model
+    from mdrnn.pipelines.recognizer import Recognizer
+
+    old = load_model(Path(__file__).parent / "data" / "tiny-2026-12-04.keras")
+    assert metadata(old).charset == Charset.from_texts(["ab c"]).to_config()
+    images = line_images(4, seed=5)
+    then = Recognizer(old, decoder="greedy").recognize(images)
+    now = Recognizer(tiny_model(Charset.from_texts(["ab c"])), decoder="greedy").recognize(images)
+    assert [r.text for r in then] == [r.text for r in now]
+    assert [r.confidence for r in then] == pytest.approx([r.confidence for r in now], abs=1e-6)
