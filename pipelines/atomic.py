@@ -26,6 +26,10 @@ def atomic_path(path: str | Path):
         with open(temporary, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(temporary, path)
+    except OSError as error:  # e.g. a full disk: say which file could not be written
+        if error.filename is None:
+            raise OSError(error.errno, f"{path}: {error.strerror or error}") from None
+        raise
     finally:
         Path(temporary).unlink(missing_ok=True)
 

@@ -35,10 +35,15 @@ def save_checkpoint(folder: str | Path, model, optimizer, state: dict) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
     old = folder.with_name(folder.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    _save_variables(tmp / "model.npz", model.variables)
-    _save_variables(tmp / "optimizer.npz", optimizer.variables)
-    (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+    try:
+        tmp.mkdir(parents=True)
+        _save_variables(tmp / "model.npz", model.variables)
+        _save_variables(tmp / "optimizer.npz", optimizer.variables)
+        (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+    except OSError as error:  # e.g. a full disk: the last checkpoint stays as it was
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(error.errno, f"{tmp}: cannot write the checkpoint "
+                                   f"({error.strerror or error}); {folder} is unchanged") from None
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
         folder.rename(old)

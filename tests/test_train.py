@@ -196,3 +196,24 @@ def test_config_from_an_older_checkpoint():
     assert config.preprocessing == PreprocessConfig(height=48) and config.dropout == 0.1
     with pytest.raises(ValueError, match="dropout"):
         TrainConfig(dropout=1.0)
+
+
+def test_a_failed_checkpoint_write_names_the_folder_and_keeps_the_last(tmp_path, monkeypatch):
+    import keras
+
+    from mdrnn.pipelines import checkpoint
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    folder = tmp_path / "checkpoint"
+    checkpoint.save_checkpoint(folder, model, optimizer, {"epoch": 1})
+
+    def full_disk(path, variables):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "_save_variables", full_disk)
+    with pytest.raises(OSError, match=r"checkpoint\.tmp: cannot write the checkpoint \(No space"):
+        checkpoint.save_checkpoint(folder, model, optimizer, {"epoch": 2})
+    assert checkpoint.read_state(folder) == {"epoch": 1}
+    assert not (tmp_path / "checkpoint.tmp").exists()

@@ -1,0 +1,23 @@
+"""Atomic output: complete or absent, and a failed write says which file."""
+
+import os
+
+import pytest
+
+from mdrnn.pipelines.atomic import atomic_write
+
+
+def test_a_write_lands_whole_and_leaves_no_temporary(tmp_path):
+    atomic_write(tmp_path / "sub" / "out.txt", b"text")
+    assert (tmp_path / "sub" / "out.txt").read_bytes() == b"text"
+    assert os.listdir(tmp_path / "sub") == ["out.txt"]
+
+
+def test_a_failed_write_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    def full_disk(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError, match=r"out\.txt: No space left on device"):
+        atomic_write(tmp_path / "out.txt", b"text")
+    assert os.listdir(tmp_path) == []
