@@ -193,6 +193,11 @@ class LineDataset:
             images.append(result)
         return images
 
+    @property
+    def drop_counts(self) -> dict[str, int]:
+        """How many samples were skipped, by kind ("unreadable", "too wide", ...)."""
+        return dict(self._drop_counts)
+
     def _drop(self, i: int, kind: str, reason: str) -> None:
         sample = self.samples[i]
         # Reasons from reading already start with the file name.

@@ -59,6 +59,18 @@ def _read_config(ctx: click.Context, param: click.Parameter, value: str | None):
     return value
 
 
+def _summary(summary: dict) -> str:
+    """The run in one line: lines used and skipped (and why), symbols, weights, time."""
+    parts = []
+    for name, what in (("train", "trained on"), ("val", "validated on")):
+        data = summary[name]
+        skipped = ", ".join(f"{n} {kind}" for kind, n in data["skipped"].items())
+        parts.append(f"{what} {data['lines']} lines" + (f" ({sum(data['skipped'].values())} "
+                                                         f"skipped: {skipped})" if skipped else ""))
+    return (f"{'; '.join(parts)}; {summary['symbols']} symbols, {summary['weights']:,} "
+            f"weights; {summary['seconds'] / 60:.1f} min")
+
+
 @click.command("train")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               is_eager=True, expose_value=False, callback=_read_config,
@@ -111,6 +123,9 @@ def _read_config(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.option("--devices", type=click.IntRange(min=1),
               help="Train on this many devices (MirroredStrategy) [all GPUs, else the CPU].")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@click.option("--strict", is_flag=True,
+              help="Stop before training if any line cannot be used (unreadable, too wide, "
+                   "too dense for the network) instead of skipping it.")
 @click.option("--from", "from_model", metavar="MODEL",
               help="Fine-tune a trained model (file or shipped name): its network, height "
                    "and weights, its charset extended by the new data's symbols. --preset, "
@@ -124,7 +139,7 @@ def _read_config(ctx: click.Context, param: click.Parameter, value: str | None):
 def train_command(train_data, val_data, out, preset, spec_file, height, right_to_left, epochs,
                   batch_size, optimizer, learning_rate, schedule, lr_factor, lr_patience,
                   patience, augment, dropout, epoch_lines, time_limit, seed, xla,
-                  mixed_precision, devices, resume, from_model, lm_mode, lm_order):
+                  mixed_precision, devices, resume, strict, from_model, lm_mode, lm_order):
     """Train a recogniser; the best model by validation CER is OUT/model.keras."""
     import json
 
@@ -154,7 +169,7 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
                 patience=patience, augment=augment, epoch_lines=epoch_lines,
                 time_limit=None if time_limit is None else 60 * time_limit, seed=seed, xla=xla,
                 mixed_precision=mixed_precision, initial_model=initial,
-                dropout=dropout)
+                dropout=dropout, strict=strict)
         except ValueError as error:
             raise click.UsageError(str(error)) from None
         if lm_mode == "auto":
@@ -172,6 +187,7 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
             raise click.Abort() from None
         click.echo(f"best validation CER {100 * result.best_cer:.2f}% at epoch "
                    f"{result.best_epoch}; model: {result.model_path}")
+        click.echo(_summary(result.summary), err=True)
         if lm_mode == "auto":
             from mdrnn.pipelines.lm_tune import lm_auto
 

@@ -153,6 +153,15 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
                            batch_size=config.batch_size,
                            width_multiple=multiple, num_buckets=config.buckets,
                            unknown="skip")
+    summary = {"symbols": len(charset.symbols), "weights": int(model.count_params())}
+    for name, data in (("train", train_data), ("val", val_data)):
+        summary[name] = {"lines": len(data.samples) - len(data.dropped),
+                         "skipped": data.drop_counts}
+    if config.strict and (train_data.dropped or val_data.dropped):
+        first = next(iter({**train_data.dropped, **val_data.dropped}.values()))
+        raise InputError(f"strict: {len(train_data.dropped)} training and "
+                         f"{len(val_data.dropped)} validation lines cannot be used (first: "
+                         f"{first})")
     step = make_train_step(model, optimizer, strategy, config.batch_size, config.xla)
     predict = padded_forward(model, xla=config.xla, rows=config.batch_size)
     writer = tf.summary.create_file_writer(str(out / "tensorboard"))
@@ -207,4 +216,5 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
         if config.time_limit is not None and elapsed >= config.time_limit:
             log.info("stopping: time limit of %.0f s reached", config.time_limit)
             break
-    return TrainResult(best_cer, best_epoch, epoch, out / "model.keras", history)
+    return TrainResult(best_cer, best_epoch, epoch, out / "model.keras", history,
+                       {**summary, "seconds": elapsed})

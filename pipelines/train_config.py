@@ -39,6 +39,8 @@ class TrainConfig:
             symbols (see `start_from`); `spec` and `preprocessing` are then its own.
         dropout: the dropout rate after the feed-forward layers, replacing the
             spec's (or, with `initial_model`, the model's); None keeps it.
+        strict: stop before training if any line cannot be used (unreadable, too
+            wide, too dense for the network) instead of skipping it.
     """
 
     spec: str | dict = "graves2009"
@@ -62,6 +64,7 @@ class TrainConfig:
     mixed_precision: bool = False
     initial_model: str | None = None
     dropout: float | None = None
+    strict: bool = False
 
     def __post_init__(self):
         if isinstance(self.preprocessing, dict):  # as stored in a checkpoint
@@ -86,11 +89,15 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """What a run gave: the best score and where, and what it trained on (`summary`:
+    lines used and skipped by kind, for training and validation; symbols; weights)."""
+
     best_cer: float
     best_epoch: int
     epochs_run: int
     model_path: Path
     history: list[dict]
+    summary: dict = field(default_factory=dict)
 
 
 def base_learning_rate(config: TrainConfig) -> float:

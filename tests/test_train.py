@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -138,6 +139,8 @@ def test_cli_train_and_its_errors(tmp_path):
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "best validation CER" in result.output
+    assert re.search(r"trained on 8 lines; validated on 8 lines; \d+ symbols, [\d,]+ weights",
+                     result.output)
     assert (tmp_path / "run" / "model.keras").is_file()
     with_lm = runner.invoke(main, [*args[:7], str(tmp_path / "run2"), *args[8:], "--lm", "auto",
                                    "--lm-order", "3"])
@@ -217,3 +220,23 @@ def test_a_failed_checkpoint_write_names_the_folder_and_keeps_the_last(tmp_path,
         checkpoint.save_checkpoint(folder, model, optimizer, {"epoch": 2})
     assert checkpoint.read_state(folder) == {"epoch": 1}
     assert not (tmp_path / "checkpoint.tmp").exists()
+
+
+def test_strict_refuses_unusable_lines_before_training(tmp_path, lines):
+    import cv2
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for sample in lines[0][:6]:
+        cv2.imwrite(str(broken / f"{sample.id}.png"), sample.load())
+        (broken / f"{sample.id}.gt.txt").write_text(sample.text)
+    (broken / "bad.png").write_bytes(b"not a png")
+    (broken / "bad.gt.txt").write_text("12")
+    args = ["train", "--train", str(broken), "--val", str(broken), "--out", str(tmp_path / "run"),
+            "--height", "16", "--epochs", "1", "--batch-size", "2", "--no-xla", "--spec",
+            str(tmp_path / "spec.json"), "--strict"]
+    (tmp_path / "spec.json").write_text(json.dumps(TINY))
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "strict: 1 training and 1 validation lines cannot be used (first: " in result.output
+    assert "bad.png" in result.output and not (tmp_path / "run" / "model.keras").exists()
