@@ -4,7 +4,6 @@ TensorFlow is imported inside the commands only, so `mdrnn --help` answers at on
 """
 
 import logging
-import os
 import signal
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from mdrnn.pipelines.options import (
     progress_bar,
     quiet,
     report_failures,
+    start_tensorflow,
     user_errors,
 )
 from mdrnn.pipelines.preprocess_config import BINARISERS, POLARITIES
@@ -157,7 +157,7 @@ def export_command(model, folder):
     and returns {"logits": (B, T, K+1) CTC scores, blank 0, "lengths": (B,)};
     FOLDER/mdrnn.json holds the charset and how to decode.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_tensorflow()
     with user_errors():
         from mdrnn.pipelines.export import export_model
         from mdrnn.zoo import resolve_model

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mdrnn.lm import UNITS
-from mdrnn.pipelines.options import BATCH_SIZE, user_errors
+from mdrnn.pipelines.options import BATCH_SIZE, start_tensorflow, user_errors
 
 
 @click.group("lm")
@@ -83,6 +83,7 @@ def tune_command(model, data, lm_file, lm_unit, weights, bonuses, penalties, bea
     penalties = _numbers(penalties, "--penalties")
     if save is not None and save.suffix != ".keras":
         raise click.BadParameter(f"{save}: must end in .keras", param_hint="--save")
+    start_tensorflow()
     with user_errors():
         from mdrnn.datasets.formats import open_source
         from mdrnn.lm_decoding import LanguageModel, attach_lm

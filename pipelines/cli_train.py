@@ -5,12 +5,17 @@ TensorFlow is imported inside the commands only, so `mdrnn --help` answers at on
 
 import difflib
 import json
-import os
 from pathlib import Path
 
 import click
 
-from mdrnn.pipelines.options import height_option, out_folder, quiet, user_errors
+from mdrnn.pipelines.options import (
+    height_option,
+    out_folder,
+    quiet,
+    start_tensorflow,
+    user_errors,
+)
 from mdrnn.pipelines.schedule import SCHEDULES
 from mdrnn.presets import PRESETS
 
@@ -143,7 +148,7 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
     """Train a recogniser; the best model by validation CER is OUT/model.keras."""
     import json
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_tensorflow()
     with user_errors():
         spec = preset
         if spec_file:
@@ -210,7 +215,7 @@ def demo(out, minutes, seed):
     The model trains on strings of MNIST digit images, is chosen on strings of
     other digit images, and is measured on strings of digit images it never saw.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_tensorflow()
     with user_errors():
         from mdrnn.pipelines.checkpoint import read_state
 

@@ -101,6 +101,20 @@ compute_options = option_group("compute", [
 ])
 
 
+def start_tensorflow() -> None:
+    """Import TensorFlow and let it find its devices without the lines its C++ side
+    prints on every start (absl's preamble, CUDA probing on a machine without a GPU);
+    with -v they are shown. Errors still surface as Python exceptions."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mdrnn.lm import quiet_native_output
+
+    verbose = logging.getLogger("mdrnn").isEnabledFor(logging.DEBUG)
+    with contextlib.nullcontext() if verbose else quiet_native_output():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+
+
 def configure_tensorflow(threads: int | None, device: str) -> None:
     """Set TensorFlow's thread pools and visible devices, before it runs anything."""
     import tensorflow as tf
@@ -145,7 +159,7 @@ def load_recognizer(model: str, decoding: dict, compute: dict):
                                f"--decoder {decoder}")
     if explicit_lm and not Path(lm).is_file():
         raise click.BadParameter(f"{lm}: no such language model file", param_hint="--lm")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_tensorflow()
     configure_tensorflow(compute["threads"], compute["device"])
     from mdrnn.errors import InputError
     from mdrnn.lm_decoding import LanguageModel, embedded_lm, require_flashlight
