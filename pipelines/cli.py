@@ -87,12 +87,15 @@ def transcribe(model, inputs, out_dir, output_format, decoding, pages, compute, 
     from mdrnn.errors import InputError
     from mdrnn.pipelines.inputs import check_unique_names, expand_inputs
 
+    problems: list[tuple[str, str]] = []  # inputs that name nothing usable: reported
     try:
-        files = expand_inputs(inputs)
+        files = expand_inputs(inputs, problems)
         if output_format != "jsonl":
             check_unique_names(files)
     except InputError as error:
         raise click.BadParameter(str(error), param_hint="INPUTS") from None
+    for _, reason in problems:
+        echo_failure(reason)
     with user_errors():
         recognizer = load_recognizer(model, decoding, compute)
         from mdrnn.pipelines.folder_lock import exclusive_folder
@@ -108,8 +111,9 @@ def transcribe(model, inputs, out_dir, output_format, decoding, pages, compute, 
                 on_failure=lambda path, reason: echo_failure(reason))
     if not quiet():
         click.echo(f"{report.done} transcribed, {report.skipped} already done, "
-                   f"{len(report.failures)} failed; output in {out_dir}", err=True)
-    report_failures(report.failures, report.total, "inputs")
+                   f"{len(report.failures) + len(problems)} failed; output in {out_dir}",
+                   err=True)
+    report_failures([*problems, *report.failures], report.total + len(problems), "inputs")
 
 
 @main.command("evaluate")

@@ -88,10 +88,14 @@ def _from_list(list_file: Path) -> list[InputFile]:
     return files
 
 
-def _expand_one(spec: str) -> list[InputFile]:
+def _expand_one(spec: str, problems: list[tuple[str, str]]) -> list[InputFile]:
     path = Path(spec)
     if path.is_dir():
-        images = sorted(p for p in path.rglob("*") if p.is_file() and _is_image(p))
+        named = sorted(p for p in path.rglob("*") if _is_image(p))
+        images = [p for p in named if p.is_file()]
+        # A folder called x.png or a link to nothing looks like an image but is not one.
+        problems += [(str(p), f"{p}: {'a folder' if p.is_dir() else 'a broken link'}, not an "
+                     f"image file") for p in named if not p.is_file()]
         if not images:
             raise InputError(f"{spec}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
         return [InputFile(p, _name(p, path)) for p in images]
@@ -111,7 +115,8 @@ def _expand_one(spec: str) -> list[InputFile]:
     raise InputError(f"{spec}: no such file or folder")
 
 
-def expand_inputs(specs: Iterable[str]) -> list[InputFile]:
+def expand_inputs(specs: Iterable[str],
+                  problems: list[tuple[str, str]] | None = None) -> list[InputFile]:
     """Turn input arguments into the job's image files, in the order given.
 
     A file reached twice (say, by a folder and a pattern) is kept once, under
@@ -119,14 +124,25 @@ def expand_inputs(specs: Iterable[str]) -> list[InputFile]:
 
     Args:
         specs: image files, folders, glob patterns and list files.
+        problems: if given, the arguments that name nothing usable (and the entries
+            of folders that look like images but are not files) are added to it as
+            (name, reason) and the others go on; without it the first one raises.
 
     Raises:
         InputError: an argument that names nothing, a folder without images, a
-            pattern that matches no image, an empty or unreadable list file.
+            pattern that matches no image, an empty or unreadable list file (only
+            without `problems`); no image at all.
     """
     files, seen, ground_truth = [], set(), 0
+    found: list[tuple[str, str]] = []
     for spec in specs:
-        expanded = _expand_one(str(spec))
+        try:
+            expanded = _expand_one(str(spec), found)
+        except InputError as error:
+            if problems is None:
+                raise
+            found.append((str(spec), str(error)))
+            continue
         if not expanded and str(spec).lower().endswith(GROUND_TRUTH_SUFFIX):
             ground_truth += 1
         for item in expanded:
@@ -136,8 +152,10 @@ def expand_inputs(specs: Iterable[str]) -> list[InputFile]:
                 files.append(item)
     if ground_truth:
         log.info("left out %d ground-truth (.gt.txt) files", ground_truth)
+    if problems is not None:
+        problems += found
     if not files:
-        raise InputError("no input images")
+        raise InputError("no input images" + (f" ({found[0][1]})" if found else ""))
     return files
 
 

@@ -1,6 +1,7 @@
 """`mdrnn transcribe` and `mdrnn evaluate` through click's CliRunner, and in a fresh process."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -305,3 +306,16 @@ def test_blank_and_tiny_images_read_as_empty_lines(model_file, tmp_path):
     for name in ("blank", "dot"):
         assert records[name]["text"] == "" and records[name]["no_ink"] is True
     assert "no_ink" not in records["line"]
+
+
+def test_bad_paths_are_reported_and_the_job_goes_on(model_file, lines, tmp_path):
+    (lines / "folder.png").mkdir()
+    (lines / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    result = run("transcribe", model_file, lines, tmp_path / "missing.png", "--out",
+                 tmp_path / "out")
+    assert result.exit_code == 1
+    assert len(_outputs(tmp_path / "out")) == 4  # the good lines are transcribed
+    for name, why in (("missing.png", "no such file or folder"), ("folder.png", "a folder"),
+                      ("gone.png", "a broken link")):
+        assert re.search(rf"failed: .*{name}: {why}", result.output), name
+    assert "3 of 7 inputs failed" in result.output
