@@ -103,3 +103,10 @@ def check_unique(samples: list[Sample], where: Path) -> list[Sample]:
         twice = next(i for i in ids if ids.count(i) > 1)
         raise InputError(f"{where}: sample id {twice!r} occurs twice")
     return samples
+
+
+def raise_missing(missing: list[str], what: str) -> None:
+    """Raise an InputError naming the first of `missing` and how many more there are."""
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise InputError(f"{missing[0]}: {what}{more}")

@@ -7,16 +7,10 @@ import numpy as np
 import pytest
 
 from mdrnn.datasets.charset import Charset
-from mdrnn.datasets.formats import (
-    Sample,
-    open_source,
-    read_folder,
-    read_iam,
-    read_ifnenit,
-    read_list,
-    shape_label,
-)
+from mdrnn.datasets.corpora import read_iam, read_ifnenit, shape_label
+from mdrnn.datasets.formats import open_source, read_folder, read_list
 from mdrnn.datasets.page import crop_polygon, read_page
+from mdrnn.datasets.samples import Sample
 from mdrnn.errors import InputError
 
 
