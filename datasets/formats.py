@@ -51,16 +51,26 @@ def _transcription_for(image: Path) -> Path | None:
     return None
 
 
-def read_folder(folder: str | Path, *, recursive: bool = False) -> list[Sample]:
+def _problem(problems: list[str] | None, message: str) -> None:
+    """Note a bad sample in `problems` (the reading goes on), or raise without it."""
+    if problems is None:
+        raise InputError(message)
+    problems.append(message)
+
+
+def read_folder(folder: str | Path, *, recursive: bool = False,
+                problems: list[str] | None = None) -> list[Sample]:
     """Read line images that each have a `<stem>.gt.txt` transcription beside them.
 
     An image without a transcription, an empty transcription or one that is not
     UTF-8 raises InputError naming the file: silently training on fewer lines
-    than the user prepared would hide the mistake.
+    than the user prepared would hide the mistake. With `problems` (evaluation),
+    such samples are left out and described there instead.
 
     Args:
         folder: the folder of images (png, jpg, tif, bmp, pnm, webp).
         recursive: also read images in subfolders.
+        problems: a list to collect the bad samples' messages in.
     """
     folder = existing_path(folder, "dir")
     found = folder.rglob("*") if recursive else folder.iterdir()
@@ -71,23 +81,34 @@ def read_folder(folder: str | Path, *, recursive: bool = False) -> list[Sample]:
     for image in images:
         gt = _transcription_for(image)
         if gt is None:
-            missing.append(f"{image}")
+            if problems is None:
+                missing.append(f"{image}")
+            else:
+                problems.append(f"{image}: no <stem>.gt.txt transcription beside this image")
             continue
-        text = clean_text(read_text(gt))
+        try:
+            text = clean_text(read_text(gt))
+        except InputError as error:
+            _problem(problems, str(error))
+            continue
         if not text:
-            raise InputError(f"{gt}: empty transcription")
+            _problem(problems, f"{gt}: empty transcription")
+            continue
         samples.append(Sample(image, text, image.relative_to(folder).as_posix()))
     raise_missing(missing, "no <stem>.gt.txt transcription beside this image")
     return check_unique(samples, folder)
 
 
-def read_list(list_file: str | Path) -> list[Sample]:
+def read_list(list_file: str | Path, *, problems: list[str] | None = None) -> list[Sample]:
     """Read a list file of `image<TAB>text` lines; relative image paths start at the list's folder.
 
-    Empty lines are skipped; the text is everything after the first tab.
+    Empty lines are skipped; the text is everything after the first tab. A bad row
+    raises InputError naming file and line, or with `problems` is described there
+    and left out.
 
     Args:
         list_file: a UTF-8 text file (.tsv, .txt, ...).
+        problems: a list to collect the bad rows' messages in.
     """
     path = existing_path(list_file, "file")
     samples, missing, seen = [], [], {}
@@ -97,20 +118,24 @@ def read_list(list_file: str | Path) -> list[Sample]:
         where = f"{path}:{number}"
         if "\t" not in line:
             hint = " (an IAM lines.txt? use iam:PATH)" if line.startswith("#") else ""
-            raise InputError(f"{where}: expected 'image<TAB>text'{hint}")
+            _problem(problems, f"{where}: expected 'image<TAB>text'{hint}")
+            continue
         name, raw = line.split("\t", 1)
         name, text = name.strip(), clean_text(raw)
-        if not name or not text:
-            raise InputError(f"{where}: empty {'image path' if not name else 'transcription'}")
-        if name in seen:
-            raise InputError(f"{where}: {name} is listed again (first on line {seen[name]})")
-        seen[name] = number
         image = inside(path.parent, name)
-        if image is None:
-            raise InputError(f"{where}: image {name} lies outside the list's folder")
-        if not image.is_file():
-            missing.append(f"{where}: image {image}")
-        samples.append(Sample(image, text, name))
+        if not name or not text:
+            _problem(problems, f"{where}: empty {'image path' if not name else 'transcription'}")
+        elif name in seen:
+            _problem(problems, f"{where}: {name} is listed again (first on line {seen[name]})")
+        elif image is None:
+            _problem(problems, f"{where}: image {name} lies outside the list's folder")
+        elif not image.is_file() and problems is not None:
+            problems.append(f"{where}: image {image}: not found")
+        else:
+            seen[name] = number
+            if not image.is_file():
+                missing.append(f"{where}: image {image}")
+            samples.append(Sample(image, text, name))
     raise_missing(missing, "not found")
     if not samples:
         raise InputError(f"{path}: lists no images")
@@ -141,7 +166,7 @@ def _open_digits(spec: str, argument: str, seed: int) -> list[Sample]:
     return digit_lines(split, int(count) if count else None, seed=seed)
 
 
-def open_source(spec: str, *, seed: int = 0) -> list[Sample]:
+def open_source(spec: str, *, seed: int = 0, problems: list[str] | None = None) -> list[Sample]:
     """Read the samples a command-line data argument names.
 
     Args:
@@ -152,6 +177,8 @@ def open_source(spec: str, *, seed: int = 0) -> list[Sample]:
             `digits`, `digits:train`, `digits:val:500` (bundled digit strings,
             default counts 10000 train, 1000 val and test).
         seed: the random seed of generated sources (digits).
+        problems: for folders and lists, collect the bad samples' messages here and
+            go on without them (evaluation) instead of raising (training).
 
     Raises:
         InputError: unknown type, missing path, or bad data in the files.
@@ -167,11 +194,13 @@ def open_source(spec: str, *, seed: int = 0) -> list[Sample]:
             raise InputError(f"{spec}: a path must follow '{kind}:'")
         if not Path(argument).exists():
             raise InputError(f"{spec}: no such file or folder {argument}")
+        if kind in ("folder", "list") and problems is not None:
+            return READERS[kind](Path(argument), problems=problems)
         return READERS[kind](Path(argument))
     if path.is_dir():
-        return read_folder(path)
+        return read_folder(path, problems=problems)
     if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
-        return read_list(path)
+        return read_list(path, problems=problems)
     if path.is_file() and path.suffix.lower() == ".xml":
         return read_alto(path) if is_alto(path) else read_page(path)
     if path.is_file():

@@ -138,7 +138,10 @@ def evaluate_command(model, data, decoding, compute, output):
         from mdrnn.datasets.formats import open_source
         from mdrnn.pipelines import evaluate as evaluation
 
-        samples = open_source(data)
+        problems: list[str] = []  # samples that cannot be read: reported, left out
+        samples = open_source(data, problems=problems)
+        for reason in problems:
+            echo_failure(reason)
         with progress_bar(len(samples), "Evaluating") as bar:
             result = evaluation.evaluate(
                 recognizer, samples, progress=bar.update if bar is not None else None,
@@ -147,7 +150,8 @@ def evaluate_command(model, data, decoding, compute, output):
             separator = recognizer.charset.separator or TOKEN_SEPARATOR
             evaluation.write_results(output, result, separator)
     click.echo(evaluation.summary(result))
-    report_failures(result.failures, len(samples), "samples")
+    report_failures([*((None, p) for p in problems), *result.failures],
+                    len(samples) + len(problems), "samples")
 
 
 @main.command("export")

@@ -89,3 +89,34 @@ def test_results_tsv_and_summary(recognizer, data_folder, tmp_path):
         f"({result.rates.lines_correct} of {len(REFERENCES)} lines)")
     assert result.rates.char_errors > 0   # an untrained model
     assert text.splitlines()[3].startswith("most frequent errors (truth -> read: count): ")
+
+
+def test_bad_samples_are_reported_and_the_rest_evaluated(model_file, tmp_path):
+    import cv2
+    from click.testing import CliRunner
+    from tiny import line_images
+
+    from mdrnn.pipelines.cli import main
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    images = line_images(5, seed=8)
+    for i, image in enumerate(images):
+        cv2.imwrite(str(folder / f"l{i}.png"), image)
+    (folder / "l0.gt.txt").write_text("ab")
+    (folder / "l1.gt.txt").write_text("ba")
+    (folder / "l2.gt.txt").write_bytes("café".encode("latin-1"))
+    (folder / "l3.gt.txt").write_text("   ")
+    result = CliRunner().invoke(main, ["evaluate", str(model_file), str(folder)])
+    assert result.exit_code == 1
+    assert "2 lines" in result.output or "of 2 lines" in result.output
+    for reason in ("l2.gt.txt: not UTF-8", "l3.gt.txt: empty transcription",
+                   "l4.png: no <stem>.gt.txt"):
+        assert reason in result.output, reason
+    assert "3 of 5 samples failed" in result.output
+    listing = tmp_path / "list.tsv"
+    listing.write_text("data/l0.png\tab\nno-tab-here\ndata/l9.png\tc\n")
+    result = CliRunner().invoke(main, ["evaluate", str(model_file), str(listing)])
+    assert result.exit_code == 1
+    assert "list.tsv:2: expected 'image<TAB>text'" in result.output
+    assert "list.tsv:3: image" in result.output and "2 of 3 samples failed" in result.output
