@@ -9,6 +9,7 @@ alpha. EXIF orientation is applied as OpenCV's decoders apply it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -18,9 +19,20 @@ from mdrnn.datasets.image_headers import png_complete, read_header
 from mdrnn.errors import InputError
 
 MAX_PIXELS = 70_000_000
-"""Largest image accepted (A3 at 600 dpi is 7016 x 9921 = 69.6 Mpx)."""
+"""Largest image accepted by default (A3 at 600 dpi is 7016 x 9921 = 69.6 Mpx); the
+environment variable MDRNN_MAX_PIXELS sets another limit for every command."""
 
-def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+
+def _max_pixels() -> int:
+    value = os.environ.get("MDRNN_MAX_PIXELS", "")
+    if not value:
+        return MAX_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise InputError(f"MDRNN_MAX_PIXELS={value!r}: must be a positive whole number")
+    return int(value)
+
+
+def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     """Read an image file as a 2-D uint8 grayscale array.
 
     Alpha is composited onto white, 16-bit data is scaled to 8 bits by its
@@ -28,12 +40,14 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
     Args:
         path: the image file.
-        max_pixels: images with more pixels are refused before decoding.
+        max_pixels: images with more pixels are refused before decoding; default
+            MDRNN_MAX_PIXELS, or `MAX_PIXELS`.
 
     Raises:
         InputError: naming the file, for any file that cannot be read.
     """
     path = Path(path)
+    max_pixels = max_pixels or _max_pixels()
     header = read_header(path)
     pixels = header.width * header.height
     if pixels > max_pixels:

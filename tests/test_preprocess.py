@@ -487,3 +487,16 @@ def test_baseline_is_the_bottom_of_the_core():
     line[5:15, 60:63] = 0          # an ascender
     assert estimate_baseline(line) == (30, 10, 90)
     assert estimate_baseline(np.full((20, 30), 200, np.uint8)) is None
+
+
+def test_the_pixel_limit_is_set_by_the_environment(tmp_path, monkeypatch):
+    path = tmp_path / "page.png"
+    cv2.imwrite(str(path), np.full((100, 200), 255, np.uint8))
+    assert load_image(path).shape == (100, 200)
+    monkeypatch.setenv("MDRNN_MAX_PIXELS", "10000")
+    with pytest.raises(InputError, match=r"page\.png: image of 200x100 pixels is above the "
+                                         r"limit of 10,000 pixels"):
+        load_image(path)
+    monkeypatch.setenv("MDRNN_MAX_PIXELS", "lots")
+    with pytest.raises(InputError, match="MDRNN_MAX_PIXELS='lots'"):
+        load_image(path)
