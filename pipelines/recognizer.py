@@ -54,8 +54,8 @@ class LineResult:
     Args:
         text: the symbols joined by the charset's separator.
         confidence: in [0, 1]; its meaning depends on the decoder (see
-            `mdrnn.decoding`): greedy, a geometric mean of frame probabilities;
-            beam and lexicon lines, the posterior of the whole text; lexicon
+            `mdrnn.decoding`): greedy, beam and lexicon lines, the exact
+            probability of the whole text; lexicon
             words, the chosen entry's posterior among the entries.
         symbols: the emitted symbols, one per CTC label.
         char_confidences: one per symbol, with the greedy decoder; else None.
