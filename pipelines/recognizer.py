@@ -55,8 +55,8 @@ class LineResult:
         text: the symbols joined by the charset's separator.
         confidence: in [0, 1]; its meaning depends on the decoder (see
             `mdrnn.decoding`): greedy, beam and lexicon lines, the exact
-            probability of the whole text; lexicon
-            words, the chosen entry's posterior among the entries.
+            probability of the whole text; lexicon words, the chosen entry's
+            posterior among the entries.
         symbols: the emitted symbols, one per CTC label.
         char_confidences: one per symbol, with the greedy decoder; else None.
         no_ink: the line image is blank (no contrast): nothing was read.
