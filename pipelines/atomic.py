@@ -12,6 +12,12 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside `path`, with the same suffix (Keras wants `.keras`);
@@ -25,6 +31,8 @@ def atomic_path(path: str | Path):
         yield Path(temporary)
         with open(temporary, "rb+") as f:
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except OSError as error:  # e.g. a full disk: say which file could not be written
         if error.filename is None:

@@ -21,3 +21,12 @@ def test_a_failed_write_names_the_file_and_leaves_nothing(tmp_path, monkeypatch)
     with pytest.raises(OSError, match=r"out\.txt: No space left on device"):
         atomic_write(tmp_path / "out.txt", b"text")
     assert os.listdir(tmp_path) == []
+
+
+def test_outputs_get_the_mode_of_a_plain_file(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "out.txt", b"text")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
