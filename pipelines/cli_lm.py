@@ -64,10 +64,10 @@ def _numbers(text: str, option: str) -> list[float]:
               help="The ARPA file.")
 @click.option("--lm-unit", type=click.Choice(UNITS), default="char",
               show_default=True)
-@click.option("--weights", default="0.25,0.5,0.75,1,1.25,1.5", show_default=True,
+@click.option("--weights", default="0.5,0.75,1,1.25,1.5,1.75,2", show_default=True,
               help="LM weights to try.")
 @click.option("--bonuses", default="0", show_default=True, help="Word bonuses to try.")
-@click.option("--penalties", default="0,1,2", show_default=True,
+@click.option("--penalties", default="0,1,2,3", show_default=True,
               help="Blank penalties to try.")
 @click.option("--beam-width", type=click.IntRange(min=1), default=16, show_default=True)
 @BATCH_SIZE

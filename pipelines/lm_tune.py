@@ -32,9 +32,9 @@ from mdrnn.pipelines.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
-WEIGHTS = (0.5, 0.75, 1.0, 1.25, 1.5)
+WEIGHTS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 BONUSES = (0.0,)
-PENALTIES = (0.0, 1.0, 2.0)
+PENALTIES = (0.0, 1.0, 2.0, 3.0)
 MIN_GAIN = 0.02
 """`lm_auto` keeps an LM that lowers the validation CER by at least this fraction: a
 smaller gain is within what tuning on the same lines finds by chance (on random

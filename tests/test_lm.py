@@ -252,7 +252,7 @@ def test_lm_auto_stores_the_lm_only_when_it_helps(tmp_path, model_file):
     samples = open_source(str(write_line_folder(tmp_path / "l", ["ab c", "ba", "c ab"], 4)))
     path = shutil.copy(model_file, tmp_path / "model.keras")
     chosen, trials = lm_auto(path, samples, samples, order=3)
-    assert trials[0].weight == 0 and len(trials) == 1 + 5 * 3
+    assert trials[0].weight == 0 and len(trials) == 1 + 7 * 4
     best = min(trials, key=lambda t: (round(t.cer, 6), t.weight))
     kept = best.weight > 0 and best.cer <= (1 - MIN_GAIN) * trials[0].cer
     assert chosen.weight == (best.weight if kept else 0)
