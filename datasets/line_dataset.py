@@ -43,8 +43,6 @@ def required_frames(label_ids: Sequence[int]) -> int:
     return int(ctc.required_frames(ids, [ids.shape[1]])[0])
 
 
-
-
 @dataclass(frozen=True)
 class Batch:
     """One planned batch: its padded width, the sample indices, and their warps (or None)."""
@@ -70,7 +68,8 @@ class LineDataset:
 
     Samples that cannot be read or preprocessed, and samples whose CTC output
     would be shorter than `required_frames`, are skipped with a warning naming
-    them and a final count; `dropped` maps their ids to the reason.
+    them and a final count; `dropped` maps their ids to the reason, `drop_counts`
+    counts them by kind ("unreadable", "too wide", "too short for their labels").
 
     Args:
         samples: the data.
@@ -113,7 +112,7 @@ class LineDataset:
         self.augmentation = augmentation if training else None
         self.drop_remainder = training if drop_remainder is None else drop_remainder
         self.dropped: dict[str, str] = {}
-        self._drop_counts: dict[str, int] = {}
+        self.drop_counts: dict[str, int] = {}
         self._labels = self._encode(unknown)
         self.workers = workers or os.cpu_count() or 1
         self._images = self._preprocess(self.workers)
@@ -148,12 +147,12 @@ class LineDataset:
             kept.append(i)
         self.kept = np.array(kept, int)
         if self.dropped:
-            short = self._drop_counts.get("too short for their labels", 0)
+            short = self.drop_counts.get("too short for their labels", 0)
             hint = ("; a network that shrinks the width less (e.g. --preset graves2009_x9) or "
                     "a taller --height gives dense lines more frames"
                     if short > 0.01 * len(self.samples) else "")
             log.warning("%d of %d samples skipped (%s)%s", len(self.dropped), len(self.samples),
-                        ", ".join(f"{n} {kind}" for kind, n in self._drop_counts.items()), hint)
+                        ", ".join(f"{n} {kind}" for kind, n in self.drop_counts.items()), hint)
         if not kept:
             raise InputError(f"no usable samples: {next(iter(self.dropped.values()))}")
         self.max_label_length = max(1, max(len(self._labels[i]) for i in kept))
@@ -193,17 +192,12 @@ class LineDataset:
             images.append(result)
         return images
 
-    @property
-    def drop_counts(self) -> dict[str, int]:
-        """How many samples were skipped, by kind ("unreadable", "too wide", ...)."""
-        return dict(self._drop_counts)
-
     def _drop(self, i: int, kind: str, reason: str) -> None:
         sample = self.samples[i]
         # Reasons from reading already start with the file name.
         message = reason if kind == "unreadable" else f"{sample.name}: {reason}"
         self.dropped[sample.id] = message
-        self._drop_counts[kind] = self._drop_counts.get(kind, 0) + 1
+        self.drop_counts[kind] = self.drop_counts.get(kind, 0) + 1
         if len(self.dropped) <= MAX_LOGGED:
             log.warning("skipping %s", message)
 

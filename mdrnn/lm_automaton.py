@@ -12,6 +12,9 @@ prefix grows, and the end-of-line score at the end.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 
 from mdrnn.decoding import BLANK, labelling_probability, log_probabilities, prefix_beam_search
@@ -68,6 +71,14 @@ def compile_ngrams(grams: list[dict], tokens: list[str]) -> tuple[np.ndarray, ..
     return nxt, score, end
 
 
+@functools.lru_cache(maxsize=4)
+def _compiled(path: str, mtime_ns: int, size: int, tokens: tuple[str, ...]):
+    """The LM file's unigram vocabulary and automaton, read and compiled once per file
+    version and symbol set (tuning builds a decoder for every weight it tries)."""
+    arpa = read_arpa(path)
+    return (arpa.vocabulary, *compile_ngrams(read_ngrams(Path(path)), list(tokens)))
+
+
 class PrefixLMDecoder:
     """The exact CTC prefix beam search of `mdrnn.decoding` with a character n-gram LM.
 
@@ -80,16 +91,19 @@ class PrefixLMDecoder:
     """
 
     def __init__(self, lm, symbols: tuple[str, ...], *, beam_width: int = 16):
-        arpa = read_arpa(lm.path)
         if lm.unit != "char":
             raise InputError(f"{lm.path}: word LMs need flashlight-text")
-        tokens = ["<blank>"] + [lm_token(s) for s in symbols]
-        missing = [s for s, t in zip(symbols, tokens[1:]) if t not in arpa.vocabulary]
+        tokens = ("<blank>", *(lm_token(s) for s in symbols))
+        if not Path(lm.path).is_file():
+            raise InputError(f"{lm.path}: no such language model file")
+        stat = Path(lm.path).stat()
+        vocabulary, self.next, score, end = _compiled(str(lm.path), stat.st_mtime_ns,
+                                                      stat.st_size, tokens)
+        missing = [s for s, t in zip(symbols, tokens[1:]) if t not in vocabulary]
         if missing:
             raise InputError(f"{lm.path}: the character LM lacks {len(missing)} of the "
                              f"model's symbols: {''.join(missing[:20])!r}")
         self.lm, self.beam_width = lm, beam_width
-        self.next, score, end = compile_ngrams(read_ngrams(lm.path), tokens)
         self.score, self.end = lm.weight * score, lm.weight * end
         if SPACE in tokens:
             self.score[:, tokens.index(SPACE)] += lm.bonus
