@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--word-order", type=int, default=3, help="0: no word LM")
     parser.add_argument("--beam-widths", default="16")
     parser.add_argument("--engines", default="prefix,flashlight")
+    parser.add_argument("--weights", help="LM weights to tune over (default: tune_lm's)")
+    parser.add_argument("--penalties", help="blank penalties to tune over (default: tune_lm's)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed passes of each chosen decoder, interleaved")
     parser.add_argument("--json", type=Path, help="write the rows here")
@@ -86,6 +88,9 @@ def main() -> None:
                     continue
                 recognizer.beam_width = width
                 grid = {"bonuses": (0.0, 1.0, 2.0) if unit == "word" else (0.0,)}
+                for key, option in (("weights", args.weights), ("penalties", args.penalties)):
+                    if option:
+                        grid[key] = tuple(float(x) for x in option.split(","))
                 chosen, trials = tune_lm(recognizer, [], LanguageModel(path, unit), **grid,
                                          engine=engine, network=network)
                 best = min(trials[1:], key=lambda t: t.cer)
