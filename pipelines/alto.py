@@ -16,6 +16,7 @@ import numpy as np
 from lxml import etree
 
 import mdrnn
+from mdrnn.pipelines.recognizer import confidence_text
 
 ALTO_NAMESPACE = "http://www.loc.gov/standards/alto/ns-v4#"
 ALTO_SCHEMA = "http://www.loc.gov/standards/alto/v4/alto-4-2.xsd"
@@ -83,5 +84,5 @@ def alto_xml(transcription, image_filename: str,
                                   CONTENT=line.result.text)
         _box(string, line.bbox)
         if line.result.confidence is not None:
-            string.set("WC", f"{min(max(line.result.confidence, 0.0), 1.0):.4f}")
+            string.set("WC", confidence_text(line.result.confidence, 4))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)

@@ -47,6 +47,14 @@ WINDOW_BATCHES = 8
 """Jobs sort lines by width within windows of this many batches."""
 
 
+def confidence_text(value: float, decimals: int) -> str:
+    """A confidence for a file: clamped to [0, 1], with `decimals` decimals, or in
+    scientific notation when that would round it to 0 (the exact p(text | x) of a
+    long line can be 1e-8, and is still worth comparing)."""
+    value = min(max(float(value), 0.0), 1.0)
+    return f"{value:.{decimals}f}" if value == 0 or value >= 10 ** -decimals else f"{value:.3e}"
+
+
 @dataclass(frozen=True)
 class LineResult:
     """The text read in one line image.
@@ -70,7 +78,7 @@ class LineResult:
 
     def to_dict(self) -> dict:
         """Text and confidences as JSON values."""
-        out = {"text": self.text, "confidence": round(self.confidence, 6)}
+        out = {"text": self.text, "confidence": float(confidence_text(self.confidence, 6))}
         if self.char_confidences is not None:
             out["char_confidences"] = [round(c, 4) for c in self.char_confidences]
         if self.no_ink:

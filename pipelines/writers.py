@@ -38,6 +38,7 @@ from lxml import etree
 import mdrnn
 from mdrnn.pipelines.alto import alto_xml
 from mdrnn.pipelines.atomic import atomic_path, atomic_write
+from mdrnn.pipelines.recognizer import confidence_text
 
 FORMATS = ("txt", "jsonl", "page", "alto")
 JSONL_NAME = "transcriptions.jsonl"
@@ -93,7 +94,7 @@ def _points(polygon, width: int, height: int) -> str:
 def _text_equiv(parent, text: str, confidence: float | None) -> None:
     equiv = etree.SubElement(parent, f"{{{PAGE_NAMESPACE}}}TextEquiv")
     if confidence is not None:
-        equiv.set("conf", f"{min(max(confidence, 0.0), 1.0):.6f}")
+        equiv.set("conf", confidence_text(confidence, 6))
     etree.SubElement(equiv, f"{{{PAGE_NAMESPACE}}}Unicode").text = text
 
 
@@ -168,7 +169,8 @@ def _record(transcription) -> dict:
     if transcription.is_page:
         confidence = transcription.confidence
         record.update(text=transcription.text,
-                      confidence=None if confidence is None else round(confidence, 6),
+                      confidence=None if confidence is None else float(
+                          confidence_text(confidence, 6)),
                       lines=[line.to_dict() for line in transcription.lines])
     else:
         record.update(transcription.lines[0].result.to_dict())

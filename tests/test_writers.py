@@ -169,3 +169,11 @@ def test_alto_of_pages_validates_and_reads_back(tmp_path, shared_data):
     assert np.array_equal(samples[0].source, page[40:91, 20:381])
     line = etree.parse(str(tmp_path / "l1.xml")).find(".//a:String", ns)
     assert line.get("CONTENT") == 'a <b> & "c"'
+
+
+def test_tiny_confidences_keep_their_digits():
+    from mdrnn.pipelines.recognizer import confidence_text
+
+    assert confidence_text(0.5, 4) == "0.5000" and confidence_text(0, 6) == "0.000000"
+    assert confidence_text(1.23456e-8, 4) == "1.235e-08" and confidence_text(1.5, 4) == "1.0000"
+    assert LineResult("x", 2.5e-9).to_dict()["confidence"] == pytest.approx(2.5e-9)
