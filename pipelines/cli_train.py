@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from mdrnn.pipelines.options import (
+    allow_outside_option,
     height_option,
     out_folder,
     quiet,
@@ -127,7 +128,11 @@ def _summary(summary: dict) -> str:
 @click.option("--mixed-precision", is_flag=True, help="float16 compute (for GPUs).")
 @click.option("--devices", type=click.IntRange(min=1),
               help="Train on this many devices (MirroredStrategy) [all GPUs, else the CPU].")
+@click.option("--shards", type=click.IntRange(min=1),
+              help="Split each batch into this many parts computed side by side [on the "
+                   "CPU: one per core this process may use].")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out.")
+@allow_outside_option
 @click.option("--strict", is_flag=True,
               help="Stop before training if any line cannot be used (unreadable, too wide, "
                    "too dense for the network) instead of skipping it.")
@@ -144,7 +149,7 @@ def _summary(summary: dict) -> str:
 def train_command(train_data, val_data, out, preset, spec_file, height, right_to_left, epochs,
                   batch_size, optimizer, learning_rate, schedule, lr_factor, lr_patience,
                   patience, augment, dropout, epoch_lines, time_limit, seed, xla,
-                  mixed_precision, devices, resume, strict, from_model, lm_mode, lm_order):
+                  mixed_precision, devices, shards, resume, strict, from_model, lm_mode, lm_order):
     """Train a recogniser; the best model by validation CER is OUT/model.keras."""
     import json
 
@@ -185,7 +190,7 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
                                       open_source(val_data, seed=seed))
         try:
             result = train(train_samples, val_samples, out, config, resume=resume,
-                           devices=devices, verbose=0 if quiet() else 1)
+                           devices=devices, shards=shards, verbose=0 if quiet() else 1)
         except KeyboardInterrupt:
             click.echo(f"\ninterrupted: the last finished epoch is in {out / 'checkpoint'}; "
                        f"add --resume to the same command to continue", err=True)

@@ -46,6 +46,7 @@ from mdrnn.pipelines.schedule import learning_rate, run_progress
 from mdrnn.pipelines.train_config import TrainConfig, TrainResult, base_learning_rate
 from mdrnn.pipelines.train_steps import (
     choose_strategy,
+    default_shards,
     evaluate_dataset,
     make_optimizer,
     make_train_step,
@@ -82,7 +83,8 @@ def _epoch_batches(data: LineDataset, config: TrainConfig, epoch: int) -> tf.dat
 
 
 def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig | None = None,
-          *, resume: bool = False, devices: int | None = None, verbose: int = 1) -> TrainResult:
+          *, resume: bool = False, devices: int | None = None, shards: int | None = None,
+          verbose: int = 1) -> TrainResult:
     """Train a recogniser; the best model by validation CER goes to `out_dir/model.keras`.
 
     Args:
@@ -91,6 +93,8 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
         config: how to train; on `resume` the checkpoint's config is used instead.
         resume: continue the run whose checkpoint is in `out_dir`.
         devices: devices to train on (MirroredStrategy); None: all GPUs, or the CPU.
+        shards: parts of each batch computed concurrently (`make_train_step`); None:
+            one per core this process may use when training on the CPU.
         verbose: 0: epoch lines logged at INFO level only; otherwise logged as warnings
             (shown by default), with a progress line on a terminal.
 
@@ -162,7 +166,12 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
         raise InputError(f"strict: {len(train_data.dropped)} training and "
                          f"{len(val_data.dropped)} validation lines cannot be used (first: "
                          f"{first})")
-    step = make_train_step(model, optimizer, strategy, config.batch_size, config.xla)
+    if shards is None:
+        shards = default_shards(strategy, config.batch_size)
+    summary["shards"] = shards
+    if shards > 1:
+        log.info("each batch is computed in %d shards side by side", shards)
+    step = make_train_step(model, optimizer, strategy, config.batch_size, config.xla, shards)
     predict = padded_forward(model, xla=config.xla, rows=config.batch_size)
     writer = tf.summary.create_file_writer(str(out / "tensorboard"))
 

@@ -36,30 +36,67 @@ def _has_keras_rnn(model) -> bool:
                for layer in model.layers)
 
 
-def make_train_step(model, optimizer, strategy, global_batch: int, xla: bool = True):
+def default_shards(strategy: tf.distribute.Strategy, batch_size: int) -> int:
+    """One shard per core this process may use, when it trains on one CPU device.
+
+    XLA's CPU code runs a compiled step on one thread (the wavefront's steps are small
+    and sequential), so a step over the whole batch uses one core however many there
+    are; shards of the batch computed side by side use them all.
+    """
+    if strategy.num_replicas_in_sync > 1 or tf.config.list_logical_devices("GPU"):
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)), batch_size))
+
+
+def _shard_sizes(batch_size: int, shards: int) -> list[int]:
+    return [batch_size // shards + (i < batch_size % shards) for i in range(shards)]
+
+
+def make_train_step(model, optimizer, strategy, global_batch: int, xla: bool = True,
+                    shards: int = 1):
     """A compiled training step; returns the mean loss of the batch.
 
     With `xla`, forward and backward are compiled per replica with XLA and the sparse
     CTC kernel runs outside. Keras RNN layers cannot send their gradient across an
     XLA boundary (TensorList), and compiling their whole step with the dense CTC
     formulation ran 18x slower (benchmarks/train_speed.py), so they run without XLA.
+
+    With `shards` > 1 each replica's batch (of `global_batch` / replicas lines, as
+    training batches are: it drops incomplete ones) is split into that many parts
+    whose forward and backward passes are independent calls, which TensorFlow runs
+    concurrently on its inter-op threads; their gradients are summed, so the update
+    is the one of the whole batch (up to the order of floating-point sums).
     """
     compiled = xla and not _has_keras_rnn(model)
     forward = tf.function(lambda image, width: model({"image": image, "width": width},
                                                      training=True), jit_compile=compiled)
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    replica_batch = global_batch // strategy.num_replicas_in_sync
+    sizes = _shard_sizes(replica_batch, max(1, min(shards, replica_batch)))
+    variables = model.trainable_variables
 
-    def replica_step(batch):
+    def loss_and_grads(part):
         with tf.GradientTape() as tape:
-            logits = forward(batch["image"], batch["width"])
-            frames = output_lengths(model, batch["width"])
+            logits = forward(part["image"], part["width"])
+            frames = output_lengths(model, part["width"])
             # The pipeline dropped lines that cannot fit, so no check in the step.
-            losses = ctc_loss(batch["labels"], logits, batch["label_length"], frames,
+            losses = ctc_loss(part["labels"], logits, part["label_length"], frames,
                               check=False)
             loss = tf.reduce_sum(losses) / global_batch
             objective = optimizer.scale_loss(loss) if scaled else loss
-        grads = tape.gradient(objective, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss, tape.gradient(objective, variables)
+
+    def replica_step(batch):
+        if len(sizes) == 1:
+            loss, grads = loss_and_grads(batch)
+        else:
+            pieces = {key: tf.split(value, sizes) for key, value in batch.items()}
+            results = [loss_and_grads({key: value[i] for key, value in pieces.items()})
+                       for i in range(len(sizes))]
+            loss = tf.add_n([result[0] for result in results])
+            grads = [None if any(g is None for g in shard_grads) else tf.add_n(shard_grads)
+                     for shard_grads in zip(*(result[1] for result in results))]
+        optimizer.apply_gradients(zip(grads, variables))
         return loss
 
     @tf.function(reduce_retracing=True)

@@ -98,6 +98,58 @@ def test_resume_after_an_interruption_gives_the_uninterrupted_result(tmp_path, l
         assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2", "3"]
 
 
+@pytest.mark.parametrize("shards", [2, 3])
+def test_a_sharded_step_makes_the_update_of_the_whole_batch(shards):
+    import tensorflow as tf
+
+    from mdrnn.models import build_model, output_lengths
+    from mdrnn.pipelines.train_steps import make_optimizer, make_train_step
+
+    rng = np.random.default_rng(0)
+    width = np.array([40, 32, 24, 40, 16], "int32")
+    images = rng.uniform(size=(5, 16, 40, 1)).astype("float32")
+    images[np.arange(40) >= width[:, None, None].repeat(16, 1)] = 0.0
+    labels = rng.integers(1, 6, (5, 3)).astype("int32")
+    weights, losses = [], []
+    for count in (1, shards):
+        keras.utils.set_random_seed(3)
+        model = build_model(TINY, 5, height=16)
+        optimizer = make_optimizer(TrainConfig(optimizer="sgd", learning_rate=0.5))
+        optimizer.build(model.trainable_variables)
+        frames = output_lengths(model, width)
+        batch = {"image": tf.constant(images), "width": tf.constant(width),
+                 "labels": tf.constant(labels),
+                 "label_length": tf.constant(np.minimum(3, frames).astype("int32")),
+                 "index": tf.range(5)}
+        step = make_train_step(model, optimizer, tf.distribute.get_strategy(), 5,
+                               shards=count)
+        losses.append(float(step(batch)))
+        weights.append([w.numpy() for w in model.trainable_variables])
+    assert losses[0] > 0
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+    for whole, sharded in zip(*weights, strict=True):
+        np.testing.assert_allclose(sharded, whole, rtol=1e-4, atol=1e-6)
+    keras.utils.set_random_seed(3)
+    initial = build_model(TINY, 5, height=16).trainable_variables
+    # The step moved every weight, so the comparison above compares updates.
+    assert all(not np.allclose(w.numpy(), u) for w, u in zip(initial, weights[0], strict=True))
+
+
+def test_default_shards_are_the_cores_of_the_process(monkeypatch):
+    import os
+
+    import tensorflow as tf
+
+    from mdrnn.pipelines import train_steps
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    strategy = tf.distribute.get_strategy()
+    assert train_steps.default_shards(strategy, 16) == 3
+    assert train_steps.default_shards(strategy, 2) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5})
+    assert train_steps.default_shards(strategy, 16) == 1
+
+
 def test_mirrored_strategy_on_two_logical_cpus_trains(tmp_path):
     script = textwrap.dedent(f"""
         import tensorflow as tf
