@@ -18,7 +18,7 @@ from lxml import etree
 
 from mdrnn.datasets.imageio import load_image
 from mdrnn.datasets.page import crop_polygon, parse_xml
-from mdrnn.datasets.samples import Sample, check_unique, clean_text, existing_path
+from mdrnn.datasets.samples import Sample, check_unique, clean_text, existing_path, outside_allowed
 from mdrnn.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,10 @@ def _image_path(xml: Path, root: etree._Element, ns: str) -> Path:
         raise InputError(f"{xml}: no sourceImageInformation/fileName naming the page image")
     # Only the file name counts and only beside the XML: exporters write absolute paths
     # of their own machines, and a path never leads a job outside its data folder.
-    image = xml.parent / Path(re.sub(r"^file://", "", name).replace("\\", "/")).name
+    path = re.sub(r"^file://", "", name).replace("\\", "/")
+    image = xml.parent / Path(path).name
+    if not image.is_file() and outside_allowed() and (xml.parent / path).is_file():
+        return xml.parent / path  # as named, relative to the XML (--allow-outside)
     if not image.is_file():
         raise InputError(f"{xml}: page image {name} not found beside it")
     return image

@@ -78,13 +78,27 @@ def read_text(path: Path) -> str:
                          f"{error.start})") from None
 
 
+_outside = {"allowed": False}
+
+
+def allow_outside(allowed: bool = True) -> None:
+    """Let data files name images outside their own folder (the `--allow-outside`
+    option of the commands that read data); refused by default."""
+    _outside["allowed"] = allowed
+
+
+def outside_allowed() -> bool:
+    return _outside["allowed"]
+
+
 def inside(folder: Path, name: str, root: Path | None = None) -> Path | None:
     """`folder / name` when that path stays inside `root` (by default `folder`): no
     absolute path or ``..`` leading out (symbolic links are not followed, so linked
-    data folders work); else None. A data file may only name images in its folder."""
+    data folders work); else None, unless `allow_outside` was called. A data file
+    may only name images in its folder."""
     path = Path(os.path.normpath(folder / name))
     base = Path(os.path.normpath(root if root is not None else folder))
-    return path if path == base or base in path.parents else None
+    return path if path == base or base in path.parents or outside_allowed() else None
 
 
 def existing_path(path: str | Path, kind: str) -> Path:

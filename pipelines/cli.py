@@ -12,6 +12,7 @@ import click
 from mdrnn.pipelines.cli_lm import lm_group
 from mdrnn.pipelines.cli_train import demo, train_command
 from mdrnn.pipelines.options import (
+    allow_outside_option,
     compute_options,
     decoder_options,
     echo_failure,
@@ -119,6 +120,7 @@ def transcribe(model, inputs, out_dir, output_format, decoding, pages, compute, 
 @main.command("evaluate")
 @click.argument("model")
 @click.argument("data")
+@allow_outside_option
 @decoder_options
 @compute_options
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -189,6 +191,7 @@ def models_command():
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @out_folder()
+@allow_outside_option
 @click.option("--pages", is_flag=True,
               help="Inputs are page scans: find their lines, write each line and a JSON "
                    "of the line coordinates per page.")

@@ -7,7 +7,12 @@ from pathlib import Path
 import click
 
 from mdrnn.lm import UNITS
-from mdrnn.pipelines.options import BATCH_SIZE, start_tensorflow, user_errors
+from mdrnn.pipelines.options import (
+    BATCH_SIZE,
+    allow_outside_option,
+    start_tensorflow,
+    user_errors,
+)
 
 
 @click.group("lm")
@@ -17,6 +22,7 @@ def lm_group():
 
 @lm_group.command("build")
 @click.argument("data", nargs=-1)
+@allow_outside_option
 @click.option("--text", "text_files", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A plain UTF-8 text file, one line of text per line (repeatable).")
@@ -59,6 +65,7 @@ def _numbers(text: str, option: str) -> list[float]:
 @lm_group.command("tune")
 @click.argument("model")
 @click.argument("data")
+@allow_outside_option
 @click.option("--lm", "lm_file", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The ARPA file.")

@@ -30,6 +30,20 @@ def height_option(help: str = "Line height the images are scaled to, in pixels."
     return click.option("--height", type=click.IntRange(8, 1024), help=help, **kwargs)
 
 
+def _allow_outside(ctx, param, value):
+    if value:
+        from mdrnn.datasets.samples import allow_outside
+
+        allow_outside()
+        ctx.call_on_close(functools.partial(allow_outside, False))
+
+
+allow_outside_option = click.option(
+    "--allow-outside", is_flag=True, expose_value=False, callback=_allow_outside,
+    help="Let PAGE, ALTO and list files name images outside their own folder (refused "
+         "by default, so that a data file cannot make a job read other files).")
+
+
 LM_SETTINGS = {"lm_weight": "weight", "word_bonus": "bonus", "blank_penalty": "blank_penalty"}
 
 

@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 import mdrnn.layers  # noqa: F401  (registers the custom layers for loading)
+from mdrnn.alignment import aligned_confidences
 from mdrnn.datasets.charset import Charset
 from mdrnn.decoding import beam_search_decode, greedy_decode
 from mdrnn.errors import InputError
@@ -66,7 +67,9 @@ class LineResult:
             probability of the whole text; lexicon words, the chosen entry's
             posterior among the entries.
         symbols: the emitted symbols, one per CTC label.
-        char_confidences: one per symbol, with the greedy decoder; else None.
+        char_confidences: one per symbol: its peak probability over the frames that
+            read it (greedy: on the best path; other decoders: on the best alignment
+            of their text, `mdrnn.alignment`).
         no_ink: the line image is blank (no contrast): nothing was read.
     """
 
@@ -247,12 +250,14 @@ class Recognizer:
         else:
             decoded = lexicon_decode_line(logits, lengths, self.lexicon, self._separator,
                                           beam_width=self.beam_width)
-        results = []
-        for ids, confidence, *per_char in decoded:
-            chars = tuple(float(c) for c in per_char[0]) if per_char else None
-            results.append(LineResult(self.charset.decode(ids), float(confidence),
-                                      tuple(self.charset.decode_symbols(ids)), chars))
-        return results
+        if self.decoder == "greedy":
+            peaks = [d[2] for d in decoded]
+        else:
+            peaks = aligned_confidences(logits, lengths, [d[0] for d in decoded])
+        return [LineResult(self.charset.decode(ids), float(confidence),
+                           tuple(self.charset.decode_symbols(ids)),
+                           tuple(float(c) for c in chars))
+                for (ids, confidence, *_), chars in zip(decoded, peaks, strict=True)]
 
     def recognize_prepared(self, lines: Sequence[np.ndarray]) -> list[LineResult]:
         """Recognise lines from `prepare`, batched by width; results in the given order.
@@ -266,8 +271,7 @@ class Recognizer:
             if line.size and np.ptp(line) > 0:
                 inked.append(i)
             else:
-                results[i] = LineResult("", 1.0, (), () if self.decoder == "greedy" else None,
-                                        no_ink=True)
+                results[i] = LineResult("", 1.0, (), (), no_ink=True)
         for batch in self.plan([lines[i].shape[1] for i in inked]):
             batch = [inked[j] for j in batch]
             logits, lengths = self.forward([lines[i] for i in batch])

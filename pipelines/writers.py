@@ -8,7 +8,7 @@
 - ``alto``: ``<out>/<name>.xml`` per input, ALTO 4.2 (`mdrnn.pipelines.alto`): the
   lines in reading order with box, polygon, baseline, text and confidence (WC).
 - ``jsonl``: ``<out>/transcriptions.jsonl``, one record per input: ``source``,
-  ``text``, ``confidence`` (``char_confidences`` with the greedy decoder) and,
+  ``text``, ``confidence``, ``char_confidences`` (one per symbol) and,
   for pages, ``lines`` with each line's text, confidences, ``bbox`` and
   ``polygon``; a failed input gets ``{"source", "error"}``.
 

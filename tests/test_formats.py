@@ -281,6 +281,45 @@ def test_list_images_must_stay_inside_the_list_folder(tmp_path, name):
         read_list(tmp_path / "data" / "train.tsv")
 
 
+@pytest.fixture
+def outside_allowed():
+    from mdrnn.datasets.samples import allow_outside
+
+    allow_outside()
+    yield
+    allow_outside(False)
+
+
+def test_allow_outside_lets_data_files_name_images_anywhere(tmp_path, outside_allowed):
+    (tmp_path / "data").mkdir()
+    write_image(tmp_path / "x.png", width=40, height=30)
+    (tmp_path / "data" / "train.tsv").write_text("../x.png\ttext\n", encoding="utf-8")
+    assert [s.source for s in read_list(tmp_path / "data" / "train.tsv")] == [tmp_path / "x.png"]
+    (tmp_path / "data" / "p.xml").write_text(
+        PAGE_XML.format(version="2019-07-15", image=str(tmp_path / "x.png")), encoding="utf-8")
+    assert [s.id for s in read_page(tmp_path / "data" / "p.xml")] == ["p/l1", "p/l3"]
+
+
+def test_the_cli_option_allows_outside_for_its_job_only(tmp_path):
+    pytest.importorskip("varikn")
+    from click.testing import CliRunner
+
+    from mdrnn.datasets.samples import outside_allowed
+    from mdrnn.pipelines.cli import main
+
+    (tmp_path / "data").mkdir()
+    write_image(tmp_path / "x.png", width=40, height=30)
+    (tmp_path / "data" / "train.tsv").write_text("../x.png\tsome text\n", encoding="utf-8")
+    command = ["lm", "build", str(tmp_path / "data" / "train.tsv"), "--order", "2", "-o"]
+    refused = CliRunner().invoke(main, command + [str(tmp_path / "refused.arpa")])
+    assert refused.exit_code != 0 and "lies outside the list's folder" in refused.output
+    assert not (tmp_path / "refused.arpa").exists()
+    allowed = CliRunner().invoke(main, command + [str(tmp_path / "lm.arpa"), "--allow-outside"])
+    assert allowed.exit_code == 0, allowed.output
+    assert (tmp_path / "lm.arpa").read_text("utf-8").startswith("\\data\\")
+    assert not outside_allowed()
+
+
 def test_open_source_dispatch(tmp_path):
     write_image(tmp_path / "lines" / "a.png")
     (tmp_path / "lines" / "a.gt.txt").write_text("alpha", encoding="utf-8")

@@ -1,7 +1,9 @@
 """The package installs as `mdrnn` alone and claims no global `datasets`/`pipelines`."""
 
 import importlib.metadata
+import importlib.resources
 import importlib.util
+import os
 import subprocess
 import sys
 
@@ -35,3 +37,22 @@ def test_cli_help_is_fast_and_does_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd="/")
     assert out.stdout.strip() == "False"
+
+
+def test_import_mdrnn_lets_keras_load_models_without_importing_keras_itself(tmp_path):
+    model = str(importlib.resources.files("mdrnn.zoo") / "fr-copiste.keras")
+    load = (f"model = keras.models.load_model({model!r}); "
+            "print(model.get_layer('metadata').__class__.__name__)")
+    for code in ("import sys, mdrnn; print('keras' in sys.modules, 'tensorflow' in "
+                 f"sys.modules); import keras; {load}",
+                 f"import keras, mdrnn; {load}"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             cwd=tmp_path, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.split()[-1] == "Metadata"
+        if code.startswith("import sys"):
+            assert out.stdout.split()[:2] == ["False", "False"]
+    # Without mdrnn, Keras does not know the layers: the test above tests something.
+    out = subprocess.run([sys.executable, "-c", f"import keras; {load}"], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert out.returncode != 0 and "Could not locate class" in out.stderr + out.stdout

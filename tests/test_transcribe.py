@@ -94,12 +94,18 @@ def test_greedy_result_equals_decoding_the_unpadded_model_output(recognizer):
 
 def test_confidences_lie_in_unit_interval(recognizer):
     images = line_images(5, seed=1)
-    for result in recognizer.recognize(images):
+    greedy = recognizer.recognize(images)
+    beam = Recognizer(recognizer.model, decoder="beam", beam_width=4).recognize(images)
+    for result in greedy + beam:
         assert 0.0 <= result.confidence <= 1.0
         assert len(result.char_confidences) == len(result.symbols) == len(result.text)
-        assert all(0.0 <= c <= 1.0 for c in result.char_confidences)
-    for result in Recognizer(recognizer.model, decoder="beam", beam_width=4).recognize(images):
-        assert 0.0 <= result.confidence <= 1.0 and result.char_confidences is None
+        assert all(0.0 < c <= 1.0 for c in result.char_confidences)
+    # The greedy path is the best of all paths, so it is the best alignment of its own
+    # text: where beam search reads the greedy text, the characters' confidences agree.
+    same = [(g, b) for g, b in zip(greedy, beam, strict=True) if g.text == b.text]
+    assert same
+    for g, b in same:
+        assert b.char_confidences == pytest.approx(g.char_confidences, abs=1e-6)
 
 
 def test_lexicon_word_mode_picks_list_entries(recognizer):
