@@ -128,8 +128,12 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
     try:
         strategy = choose_strategy(devices)
         with strategy.scope():
-            model = build_model(spec, len(charset.symbols), height=preprocessing.height,
-                                charset=charset.to_config(), preprocessing=preprocessing.to_dict())
+            try:
+                model = build_model(spec, len(charset.symbols), height=preprocessing.height,
+                                    charset=charset.to_config(),
+                                    preprocessing=preprocessing.to_dict())
+            except ValueError as error:  # a spec (--spec FILE) the builder refuses
+                raise InputError(" ".join(str(error).split())) from None
             optimizer = make_optimizer(config)
             optimizer.build(model.trainable_variables)
     finally:

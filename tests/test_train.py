@@ -206,6 +206,12 @@ def test_cli_train_and_its_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     bad_spec = runner.invoke(main, [*args[:-1], str(tmp_path / "bad.json")])
     assert bad_spec.exit_code == 2 and "bad.json" in bad_spec.output
+    (tmp_path / "odd.json").write_text(json.dumps(
+        {"type": "mdlstm", "levels": [{"block": [4, 3], "units": 2, "features": 6}]}))
+    odd_spec = runner.invoke(main, [*args[:7], str(tmp_path / "run3"), *args[8:-1],
+                                    str(tmp_path / "odd.json")])
+    assert odd_spec.exit_code == 1 and "unknown keys ['features']" in odd_spec.output
+    assert "Traceback" not in odd_spec.output
 
 
 def test_crnn_trains_through_the_same_pipeline(tmp_path, lines):
