@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from mdrnn.pipelines.cli_lm import lm_group
+from mdrnn.pipelines.cli_show import show_command
 from mdrnn.pipelines.cli_train import demo, train_command
 from mdrnn.pipelines.options import (
     allow_outside_option,
@@ -255,3 +256,4 @@ def preprocess(inputs, out, pages, config_file, height, polarity, binarise, deno
 main.add_command(lm_group)
 main.add_command(train_command)
 main.add_command(demo)
+main.add_command(show_command)

@@ -1,0 +1,77 @@
+"""`mdrnn show`: a picture per line image of what the model reads there and where."""
+
+from __future__ import annotations
+
+import click
+
+from mdrnn.pipelines.options import (
+    compute_options,
+    decoder_options,
+    echo_failure,
+    load_recognizer,
+    out_folder,
+    progress_bar,
+    quiet,
+    report_failures,
+    user_errors,
+)
+
+
+@click.command("show")
+@click.argument("model")
+@click.argument("inputs", nargs=-1, required=True)
+@out_folder(name="out_dir")
+@click.option("--activations", is_flag=True,
+              help="Add the first MDLSTM level's activations in each scan direction.")
+@decoder_options
+@compute_options
+def show_command(model, inputs, out_dir, activations, decoding, compute):
+    """Draw what MODEL reads in each line image: OUT/<name>.png.
+
+    Each picture shows the line as the network saw it with every character over the
+    columns it was read from, coloured by its confidence, the CTC output per frame
+    and, with --activations, what the first MDLSTM level sees in each of its four
+    scan directions. INPUTS are as for `mdrnn transcribe` (needs: pip install
+    "mdrnn[plot]").
+    """
+    from mdrnn.errors import InputError
+    from mdrnn.pipelines.inputs import expand_inputs
+
+    problems: list[tuple[str, str]] = []
+    try:
+        files = expand_inputs(inputs, problems)
+    except InputError as error:
+        raise click.BadParameter(str(error), param_hint="INPUTS") from None
+    for _, reason in problems:
+        echo_failure(reason)
+    with user_errors():
+        from mdrnn.pipelines.pictures import _pyplot
+
+        _pyplot()  # the extra is missing: say so before loading the model
+        recognizer = load_recognizer(model, decoding, compute)
+        from mdrnn.datasets.imageio import load_image
+        from mdrnn.pipelines.atomic import atomic_write
+        from mdrnn.pipelines.explain import explain
+        from mdrnn.pipelines.folder_lock import exclusive_folder
+        from mdrnn.pipelines.pictures import render
+
+        failures = []
+        with exclusive_folder(out_dir), progress_bar(len(files), "Drawing") as bar:
+            for item in files:
+                try:
+                    explanation = explain(recognizer, load_image(item.path),
+                                          activations=activations)
+                    target = out_dir / f"{item.name}.png"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write(target, render(explanation, item.path.name))
+                except (InputError, OSError, ValueError) as error:
+                    reason = str(error) if str(item.path) in str(error) else \
+                        f"{item.path}: {error}"
+                    failures.append((str(item.path), reason))
+                    echo_failure(reason)
+                if bar is not None:
+                    bar.update(1)
+    if not quiet():
+        click.echo(f"{len(files) - len(failures)} drawn, {len(failures) + len(problems)} "
+                   f"failed; output in {out_dir}", err=True)
+    report_failures([*problems, *failures], len(files) + len(problems), "inputs")

@@ -1,0 +1,97 @@
+"""What a recogniser reads in one line and where: the numbers behind `mdrnn show`.
+
+For a line image: the line as the network saw it (preprocessed), the text the
+decoder read, the columns of the line each character was read from (its frames on
+the best alignment of the text, `mdrnn.alignment`, times the network's width
+reduction), each character's confidence, the CTC output probabilities per frame,
+and optionally the hidden activations of the first MDLSTM level in each scan
+direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from mdrnn.alignment import best_alignment
+from mdrnn.decoding import log_probabilities
+from mdrnn.layers import MDLSTM2D
+from mdrnn.pipelines.recognizer import LineResult, Recognizer
+
+
+@dataclass
+class Explanation:
+    """One line read by a recogniser.
+
+    Args:
+        line: the preprocessed line (height, W), paper 0, ink 1.
+        result: the text and confidences (`LineResult`).
+        spans: per symbol of `result.symbols`, the columns [x0, x1) of `line` its
+            frames cover.
+        frame_width: columns of `line` per output frame.
+        blank: (T,) the blank's probability per frame.
+        best: (T,) the probability of the likeliest symbol other than the blank.
+        activations: None, or {direction: (h, w) mean absolute hidden activation of
+            the first MDLSTM level in that scan direction}.
+    """
+
+    line: np.ndarray
+    result: LineResult
+    spans: list[tuple[int, int]]
+    frame_width: int
+    blank: np.ndarray
+    best: np.ndarray
+    activations: dict[str, np.ndarray] | None = None
+
+
+def character_spans(aligned: np.ndarray, count: int, frame_width: int,
+                    width: int) -> list[tuple[int, int]]:
+    """Per character index 0..count-1, the columns [x0, x1) of its aligned frames in a
+    line `width` columns wide (the last frame may reach into the padding)."""
+    spans = []
+    for k in range(count):
+        frames = np.flatnonzero(aligned == k)
+        spans.append((min(int(frames[0]) * frame_width, width),
+                      min((int(frames[-1]) + 1) * frame_width, width))
+                     if frames.size else (0, 0))
+    return spans
+
+
+def first_mdlstm_activations(model: keras.Model, line: np.ndarray) -> dict[str, np.ndarray]:
+    """The first MDLSTM2D level's hidden activations for `line`, per scan direction:
+    the mean over its units of |h|, (h, w) at that level's resolution."""
+    layer = next((x for x in model.layers if isinstance(x, MDLSTM2D)), None)
+    if layer is None:
+        raise ValueError("the model has no MDLSTM2D layer")
+    probe = keras.Model(model.inputs, layer.output)
+    inputs = {"image": line[None, :, :, None].astype("float32"),
+              "width": np.array([line.shape[1]], "int32")}
+    hidden = np.asarray(probe(inputs))[0]
+    units = layer.units
+    return {direction: np.abs(hidden[:, :, i * units:(i + 1) * units]).mean(axis=-1)
+            for i, direction in enumerate(layer.directions)}
+
+
+def explain(recognizer: Recognizer, image: np.ndarray, *,
+            activations: bool = False) -> Explanation:
+    """Read one line image with `recognizer` and say where each character was read."""
+    line = recognizer.prepare(image)
+    if not (line.size and np.ptp(line) > 0):
+        (result,) = recognizer.recognize_prepared([line])  # a blank line: nothing read
+        frames = max(1, -(-line.shape[1] // recognizer.width_multiple))
+        return Explanation(line, result, [], recognizer.width_multiple,
+                           np.ones(frames), np.zeros(frames))
+    logits, lengths = recognizer.forward([line])
+    (result,) = recognizer.decode(logits, lengths)
+    log_probs, lengths = log_probabilities(logits, lengths)
+    ids = recognizer.charset.encode(list(result.symbols))
+    labels = np.array([ids or [0]], np.int64)
+    aligned = best_alignment(log_probs, lengths, labels, [len(ids)])[0]
+    frames = int(lengths[0])
+    probs = np.exp(log_probs[0, :frames])
+    return Explanation(
+        line, result, character_spans(aligned, len(ids), recognizer.width_multiple, line.shape[1]),
+        recognizer.width_multiple, probs[:, 0], probs[:, 1:].max(axis=1),
+        first_mdlstm_activations(recognizer.model, line) if activations else None)

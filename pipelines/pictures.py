@@ -1,0 +1,106 @@
+"""Pictures of an `Explanation` (`mdrnn show`), drawn with matplotlib (the plot extra).
+
+From top to bottom: the text read and its confidence; the line as the network saw
+it, each character's columns shaded and its symbol written above them in the
+colour of its confidence (red unsure, green sure; the colour bar on the right);
+the CTC output per frame (the blank's probability and the likeliest symbol's); with
+activations, the first MDLSTM level's mean |h| in each of the four scan directions
+(tl: the scan from the top left corner, its arrow the way it goes), as Graves &
+Schmidhuber (2009, Figure 3) show them.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mdrnn.errors import InputError
+
+if TYPE_CHECKING:  # importing it would import TensorFlow
+    from mdrnn.pipelines.explain import Explanation
+
+ARROWS = {"tl": "tl \u2198", "tr": "tr \u2199", "bl": "bl \u2197", "br": "br \u2196"}
+DPI = 100
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise InputError('pictures need matplotlib: pip install "mdrnn[plot]"') from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def render(explanation: Explanation, title: str = "") -> bytes:
+    """The picture, as PNG bytes."""
+    plt = _pyplot()
+    from matplotlib import cm, colors
+
+    line, result = explanation.line, explanation.result
+    height, width = line.shape
+    maps = explanation.activations or {}
+    rows = [height + 30, 60] + [max(24, height // 2)] * len(maps)
+    left, right, top, bottom, gap = 70, 90, 40, 25, 22
+    figure_width = width + left + right
+    figure_height = sum(rows) + gap * (len(rows) - 1) + top + bottom
+    figure = plt.figure(figsize=(figure_width / DPI, figure_height / DPI), dpi=DPI)
+    confidence_map = plt.get_cmap("RdYlGn")
+    norm = colors.Normalize(0.0, 1.0)
+
+    def axes(row: int, extra: float = 0.0):
+        """An axes spanning the line's columns at `row`, sized in pixels."""
+        y = figure_height - top - sum(rows[:row + 1]) - gap * row
+        return figure.add_axes((left / figure_width, y / figure_height,
+                                (width + extra) / figure_width, rows[row] / figure_height))
+
+    ax = axes(0)
+    ax.imshow(1.0 - line, cmap="gray", vmin=0.0, vmax=1.0, extent=(0, width, height, 0),
+              aspect="auto", interpolation="nearest")
+    chars = result.char_confidences or ()
+    for symbol, (x0, x1), confidence in zip(result.symbols, explanation.spans, chars,
+                                            strict=True):
+        colour = confidence_map(norm(confidence))
+        ax.axvspan(x0, x1, color=colour, alpha=0.35, linewidth=0)
+        ax.text((x0 + x1) / 2, -3, symbol if symbol != " " else "\u2423", ha="center",
+                va="bottom", fontsize=11, color=colour, fontweight="bold")
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, -30)
+    ax.set_yticks([])
+    ax.set_ylabel("line", rotation=0, ha="right", va="center")
+    shown = result.text if result.text else "(nothing read)"
+    ax.set_title(f"{title}{': ' if title else ''}{shown}  (line confidence "
+                 f"{result.confidence:.3g})", loc="left", fontsize=10)
+    y = figure_height - top - rows[0]
+    bar_axes = figure.add_axes(((left + width + 12) / figure_width, y / figure_height,
+                                10 / figure_width, rows[0] / figure_height))
+    bar = figure.colorbar(cm.ScalarMappable(norm, confidence_map), cax=bar_axes)
+    bar.set_label("character\nconfidence", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
+
+    ax = axes(1)
+    frames = np.arange(len(explanation.blank) + 1) * explanation.frame_width
+    ax.stairs(explanation.blank, frames, color="0.6", label="blank")
+    ax.stairs(explanation.best, frames, color="tab:blue", label="likeliest\nsymbol")
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("CTC", rotation=0, ha="right", va="center")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.05), fontsize=7, frameon=False)
+
+    for row, (direction, values) in enumerate(maps.items(), start=2):
+        ax = axes(row)
+        ax.imshow(values, cmap="viridis", aspect="auto", extent=(0, width, height, 0),
+                  interpolation="nearest")
+        ax.set_yticks([])
+        ax.set_ylabel(ARROWS.get(direction, direction), rotation=0, ha="right",
+                      va="center", fontsize=9)
+    for ax in figure.axes:
+        ax.tick_params(labelsize=7)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    plt.close(figure)
+    return buffer.getvalue()

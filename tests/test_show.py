@@ -1,0 +1,67 @@
+"""`mdrnn show`: the explanation behind a picture, and the pictures themselves."""
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from tiny import line_images
+
+pytest.importorskip("matplotlib")
+
+from mdrnn.pipelines.cli import main  # noqa: E402
+from mdrnn.pipelines.explain import character_spans, explain  # noqa: E402
+from mdrnn.pipelines.pictures import render  # noqa: E402
+from mdrnn.pipelines.recognizer import Recognizer  # noqa: E402
+
+
+def test_character_spans_are_the_columns_of_their_frames():
+    aligned = np.array([-1, 0, 0, -1, 1, -1, -1, 2, -1])
+    assert character_spans(aligned, 3, 4, 40) == [(4, 12), (16, 20), (28, 32)]
+    assert character_spans(aligned, 3, 4, 30) == [(4, 12), (16, 20), (28, 30)]
+
+
+def test_the_shipped_model_reads_its_characters_where_the_ink_is(shared_data):
+    from mdrnn.datasets.formats import open_source
+    from mdrnn.zoo import resolve_model
+
+    recognizer = Recognizer.load(resolve_model("fr-copiste"))
+    samples = open_source(f"alto:{shared_data / 'copiste' / 'val' / 'wikitexte_0010_2.xml'}")
+    letters, spaces, overall = [], [], []
+    for sample in samples[:4]:
+        explanation = explain(recognizer, sample.load(), activations=True)
+        line, spans = explanation.line, explanation.spans
+        assert len(spans) == len(explanation.result.symbols) > 10
+        assert all(0 <= x0 < x1 <= line.shape[1] for x0, x1 in spans), spans
+        assert [x0 for x0, _ in spans] == sorted(x0 for x0, _ in spans)
+        ink = line.mean(axis=0)  # the ink of each column
+        overall.append(ink.mean())
+        for symbol, (x0, x1) in zip(explanation.result.symbols, spans, strict=True):
+            (spaces if symbol == " " else letters).append(ink[x0:x1].mean())
+        assert set(explanation.activations) == {"tl", "tr", "bl", "br"}
+        picture = cv2.imdecode(np.frombuffer(render(explanation), np.uint8), cv2.IMREAD_COLOR)
+        assert picture.shape[1] == line.shape[1] + 160
+    # Letters are read from columns with more ink than the line's average (measured:
+    # 1.4 times), the spaces between words from columns with less (0.4 times).
+    assert np.mean(letters) > 1.2 * np.mean(overall) > 1.2 * np.mean(spaces)
+
+
+def test_show_draws_each_line_and_reports_bad_files(model_file, tmp_path):
+    lines = tmp_path / "lines"
+    lines.mkdir()
+    for i, image in enumerate(line_images(2, seed=3)):
+        cv2.imwrite(str(lines / f"l{i}.png"), image)
+    cv2.imwrite(str(lines / "blank.png"), np.full((20, 50), 255, np.uint8))
+    (lines / "broken.png").write_bytes(b"not a png")
+    result = CliRunner().invoke(main, ["show", str(model_file), str(lines), "--out",
+                                       str(tmp_path / "out"), "--decoder", "beam"])
+    assert result.exit_code == 1
+    assert "broken.png" in result.output and "Traceback" not in result.output
+    drawn = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert drawn == ["blank.png", "l0.png", "l1.png"]
+    recognizer = Recognizer.load(model_file)
+    for name in ("l0", "l1"):
+        picture = cv2.imread(str(tmp_path / "out" / f"{name}.png"))
+        width = recognizer.prepare(cv2.imread(str(lines / f"{name}.png"), 0)).shape[1]
+        assert picture.shape[1] == max(width, 0) + 160 and picture.shape[0] > 100
+    blank = explain(recognizer, np.full((20, 50), 255, np.uint8))
+    assert blank.result.text == "" and blank.spans == []
