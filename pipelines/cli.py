@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from mdrnn.pipelines.cli_lm import lm_group
-from mdrnn.pipelines.cli_show import show_command
+from mdrnn.pipelines.cli_pictures import plot_command, show_command
 from mdrnn.pipelines.cli_train import demo, train_command
 from mdrnn.pipelines.options import (
     allow_outside_option,
@@ -257,3 +257,4 @@ main.add_command(lm_group)
 main.add_command(train_command)
 main.add_command(demo)
 main.add_command(show_command)
+main.add_command(plot_command)

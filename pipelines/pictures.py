@@ -11,7 +11,9 @@ Schmidhuber (2009, Figure 3) show them.
 
 from __future__ import annotations
 
+import csv
 import io
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -104,3 +106,66 @@ def render(explanation: Explanation, title: str = "") -> bytes:
     figure.savefig(buffer, format="png", dpi=DPI)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def curves(history: list[dict], title: str = "") -> bytes:
+    """A training run's curves per epoch, as PNG bytes: the training loss, the
+    validation CER and WER, and the learning rate (rows of `log.csv`)."""
+    plt = _pyplot()
+    epochs = [int(row["epoch"]) for row in history]
+    figure, (loss, rates, schedule) = plt.subplots(
+        3, 1, figsize=(7, 7), dpi=DPI, sharex=True, height_ratios=[2, 2, 1])
+    loss.plot(epochs, [float(row["loss"]) for row in history], marker=".", color="tab:gray")
+    loss.set_ylabel("training loss\n(CTC per line)")
+    loss.set_yscale("log")
+    loss.yaxis.set_major_formatter("{x:g}")
+    loss.yaxis.set_minor_formatter("{x:g}")
+    for key, label, colour in (("val_cer", "CER", "tab:red"), ("val_wer", "WER", "tab:blue")):
+        values = [100 * float(row[key]) for row in history]
+        rates.plot(epochs, values, marker=".", color=colour, label=f"validation {label}")
+    best = min(history, key=lambda row: float(row["val_cer"]))
+    rates.annotate(f"best CER {100 * float(best['val_cer']):.2f}% (epoch {best['epoch']})",
+                   (int(best["epoch"]), 100 * float(best["val_cer"])), xytext=(0, -18),
+                   textcoords="offset points", ha="center", fontsize=8, color="tab:red")
+    rates.set_ylabel("error rate (%)")
+    rates.set_ylim(bottom=0)
+    rates.legend(fontsize=8, frameon=False)
+    schedule.plot(epochs, [float(row["learning_rate"]) for row in history], color="tab:green")
+    schedule.set_ylabel("learning rate")
+    schedule.set_xlabel("epoch")
+    for ax in (loss, rates, schedule):
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+    minutes = float(history[-1]["seconds"]) / 60
+    loss.set_title(f"{title}{': ' if title else ''}{len(history)} epochs, {minutes:.0f} min",
+                   loc="left", fontsize=10)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+LOG_COLUMNS = ("epoch", "learning_rate", "loss", "val_cer", "val_wer", "seconds")
+
+
+def read_log(path: Path) -> list[dict]:
+    """The rows of a run's `log.csv` (`mdrnn train`), checked."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (is this a training run's folder?)") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"{path}: {error}") from None
+    missing = [c for c in LOG_COLUMNS if rows and c not in rows[0]]
+    if not rows or missing:
+        what = "no epochs" if not rows else "no " + ", ".join(missing)
+        raise InputError(f"{path}: not a training log ({what})")
+    for number, row in enumerate(rows, 2):
+        try:
+            int(row["epoch"])
+            [float(row[c]) for c in LOG_COLUMNS[1:]]
+        except (TypeError, ValueError):
+            raise InputError(f"{path}:{number}: not a row of numbers") from None
+    return rows

@@ -37,7 +37,7 @@ from mdrnn.models import (
     transfer_weights,
     width_multiple,
 )
-from mdrnn.pipelines.atomic import atomic_path
+from mdrnn.pipelines.atomic import atomic_path, atomic_write
 from mdrnn.pipelines.checkpoint import read_state, restore_checkpoint, save_checkpoint
 from mdrnn.pipelines.finetune import start_from
 from mdrnn.pipelines.preprocess import preprocess_line
@@ -64,6 +64,17 @@ def _write_log(path: Path, history: list[dict]) -> None:
         writer = csv.DictWriter(f, LOG_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
+
+
+def _write_curves(out: Path, history: list[dict]) -> None:
+    """OUT/curves.png (`mdrnn plot`), when matplotlib (the plot extra) is installed."""
+    from mdrnn.pipelines.pictures import curves
+
+    try:
+        picture = curves(history, out.name)
+    except InputError:  # no matplotlib: no picture
+        return
+    atomic_write(out / "curves.png", picture)
 
 
 def _write_scalars(writer, epoch: int, row: dict) -> None:
@@ -222,6 +233,7 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
             "history": history, "charset": charset.to_config(),
             "config": dataclasses.asdict(config)})
         _write_log(out / "log.csv", history)
+        _write_curves(out, history)
         _write_scalars(writer, epoch, row)
         if epoch - best_epoch >= config.patience:
             log.info("stopping: no better validation CER for %d epochs", config.patience)

@@ -2,12 +2,14 @@
 
 import csv
 import dataclasses
+import importlib.util
 import json
 import re
 import subprocess
 import sys
 import textwrap
 
+import cv2
 import keras
 import numpy as np
 import pytest
@@ -55,6 +57,8 @@ def test_training_writes_model_checkpoint_and_logs(tmp_path, lines):
         scalars = [float(saved[k]) for k in saved.files if saved[k].shape == ()]
     assert any(v == pytest.approx(0.001) for v in scalars)
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    if importlib.util.find_spec("matplotlib"):
+        assert cv2.imread(str(tmp_path / "curves.png")).shape[:2] == (700, 700)
     state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
     assert state["epoch"] == 2 and state["config"]["spec"] == TINY
 
@@ -178,7 +182,6 @@ def test_mirrored_strategy_on_two_logical_cpus_trains(tmp_path):
 def test_cli_train_and_its_errors(tmp_path):
     data = tmp_path / "lines"
     data.mkdir()
-    import cv2
 
     for sample in digit_lines("train", 8, seed=2, max_digits=3):
         cv2.imwrite(str(data / f"{sample.id}.png"), sample.load())
@@ -281,7 +284,6 @@ def test_a_failed_checkpoint_write_names_the_folder_and_keeps_the_last(tmp_path,
 
 
 def test_strict_refuses_unusable_lines_before_training(tmp_path, lines):
-    import cv2
 
     broken = tmp_path / "broken"
     broken.mkdir()

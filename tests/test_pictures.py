@@ -1,4 +1,4 @@
-"""`mdrnn show`: the explanation behind a picture, and the pictures themselves."""
+"""`mdrnn show` and `mdrnn plot`: the explanation behind a picture, and the pictures."""
 
 import cv2
 import numpy as np
@@ -65,3 +65,26 @@ def test_show_draws_each_line_and_reports_bad_files(model_file, tmp_path):
         assert picture.shape[1] == max(width, 0) + 160 and picture.shape[0] > 100
     blank = explain(recognizer, np.full((20, 50), 255, np.uint8))
     assert blank.result.text == "" and blank.spans == []
+
+
+def test_plot_draws_a_runs_curves_and_names_bad_logs(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    header = "epoch,learning_rate,loss,val_cer,val_wer,val_line_accuracy,lines_per_s,seconds\n"
+    (run / "log.csv").write_text(header + "".join(
+        f"{e},0.001,{100 / e},{0.5 / e},{0.9 / e},0.1,30,{60 * e}\n" for e in range(1, 6)))
+    result = CliRunner().invoke(main, ["plot", str(run)])
+    assert result.exit_code == 0, result.output
+    picture = cv2.imread(str(run / "curves.png"))
+    assert picture.shape == (700, 700, 3)
+    assert (picture < 128).any() and (picture > 250).mean() > 0.5  # drawn on white
+    (run / "log.csv").write_text(header + "1,0.001,abc,0.5,0.9,0.1,30,60\n")
+    bad = CliRunner().invoke(main, ["plot", str(run), "-o", str(tmp_path / "x.png")])
+    assert bad.exit_code == 1 and "log.csv:2: not a row of numbers" in bad.output
+    (run / "log.csv").write_text("a,b\n1,2\n")
+    bad = CliRunner().invoke(main, ["plot", str(run), "-o", str(tmp_path / "x.png")])
+    assert bad.exit_code == 1 and "not a training log (no epoch" in bad.output
+    missing = CliRunner().invoke(main, ["plot", str(tmp_path / "nothing")])
+    assert missing.exit_code == 1 and "log.csv: no such file" in missing.output
+    assert "Traceback" not in bad.output + missing.output
+    assert not (tmp_path / "x.png").exists()

@@ -1,6 +1,8 @@
-"""`mdrnn show`: a picture per line image of what the model reads there and where."""
+"""`mdrnn show` and `mdrnn plot`: pictures of what a model reads, and of a training run."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -75,3 +77,21 @@ def show_command(model, inputs, out_dir, activations, decoding, compute):
         click.echo(f"{len(files) - len(failures)} drawn, {len(failures) + len(problems)} "
                    f"failed; output in {out_dir}", err=True)
     report_failures([*problems, *failures], len(files) + len(problems), "inputs")
+
+
+@click.command("plot")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="The picture [RUN_DIR/curves.png].")
+def plot_command(run_dir, out):
+    """Draw a training run's curves from RUN_DIR/log.csv: loss, validation CER and WER,
+    learning rate per epoch (`mdrnn train` draws them too, as curves.png, when the plot
+    extra is installed)."""
+    from mdrnn.pipelines.atomic import atomic_write
+    from mdrnn.pipelines.pictures import curves, read_log
+
+    with user_errors():
+        target = out or run_dir / "curves.png"
+        atomic_write(target, curves(read_log(run_dir / "log.csv"), run_dir.name))
+    if not quiet():
+        click.echo(f"curves of {run_dir} in {target}", err=True)
