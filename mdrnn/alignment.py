@@ -72,8 +72,8 @@ def best_alignment(log_probs, lengths, labels, label_length) -> np.ndarray:
     return aligned
 
 
-def aligned_confidences(logits, lengths, texts) -> list[np.ndarray]:
-    """Each character's peak probability over the frames its best alignment gives it.
+def align_texts(logits, lengths, texts) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Where each character of each text is read, and how surely.
 
     Args:
         logits: (B, T, C) network outputs, class 0 the blank.
@@ -81,8 +81,9 @@ def aligned_confidences(logits, lengths, texts) -> list[np.ndarray]:
         texts: B sequences of label ids (the decoded texts).
 
     Returns:
-        one float array per text, a confidence per character (zeros for a text no
-        path can produce).
+        per text, (confidences, frames): each character's peak probability over the
+        frames its best alignment gives it, float (k,); and those frames, int (k, 2)
+        as [first, end) (zeros, and empty spans, for a text no path can produce).
     """
     log_probs, lengths = log_probabilities(logits, lengths)
     batch, frames, _ = log_probs.shape
@@ -94,7 +95,19 @@ def aligned_confidences(logits, lengths, texts) -> list[np.ndarray]:
         labels[i, :len(text)] = text
     aligned = best_alignment(log_probs, lengths, labels, label_length)
     peaks = np.full(labels.shape, -np.inf)
+    first = np.full(labels.shape, frames, np.int64)
+    end = np.zeros(labels.shape, np.int64)
     b, t = np.nonzero(aligned >= 0)
     k = aligned[b, t]
     np.maximum.at(peaks, (b, k), log_probs[b, t, labels[b, k]])
-    return [np.exp(peaks[i, :n]) for i, n in enumerate(label_length)]
+    np.minimum.at(first, (b, k), t)
+    np.maximum.at(end, (b, k), t + 1)
+    first = np.minimum(first, end)  # a character without frames: the empty span [0, 0)
+    return [(np.exp(peaks[i, :n]), np.stack([first[i, :n], end[i, :n]], axis=1))
+            for i, n in enumerate(label_length)]
+
+
+def aligned_confidences(logits, lengths, texts) -> list[np.ndarray]:
+    """Each character's peak probability over the frames its best alignment gives it
+    (`align_texts` without the frames)."""
+    return [confidences for confidences, _ in align_texts(logits, lengths, texts)]

@@ -3,8 +3,11 @@
 The layout follows what eScriptorium exports and what kraken's ALTO parser reads:
 pixel units, the image's file name in `sourceImageInformation`, one `TextBlock`
 holding the lines in reading order, and per `TextLine` its box, its outline as
-`Shape/Polygon`, its `BASELINE` (a polyline, x y pairs) and one `String` whose
-`CONTENT` is the line's text and whose `WC` is the recogniser's confidence.
+`Shape/Polygon`, its `BASELINE` (a polyline, x y pairs) and a `String` per word
+with its box, its `WC` (the mean of its characters' confidences) and a `Glyph` per
+character (box and `GC`), `SP` between words, as kraken writes them. Where the
+characters' columns are not known (deskewed or deslanted lines), one `String`
+holds the line's text with the line's confidence.
 Documents validate against the ALTO 4.2 schema.
 """
 
@@ -17,6 +20,7 @@ from lxml import etree
 
 import mdrnn
 from mdrnn.pipelines.recognizer import confidence_text
+from mdrnn.pipelines.transcribe import line_words
 
 ALTO_NAMESPACE = "http://www.loc.gov/standards/alto/ns-v4#"
 ALTO_SCHEMA = "http://www.loc.gov/standards/alto/v4/alto-4-2.xsd"
@@ -80,9 +84,35 @@ def alto_xml(transcription, image_filename: str,
             element.set("BASELINE", _points(line.baseline, width, height))
         shape = etree.SubElement(element, f"{{{ns}}}Shape")
         etree.SubElement(shape, f"{{{ns}}}Polygon", POINTS=_points(line.polygon, width, height))
-        string = etree.SubElement(element, f"{{{ns}}}String", ID=f"line_{number}_string",
-                                  CONTENT=line.result.text)
-        _box(string, line.bbox)
-        if line.result.confidence is not None:
-            string.set("WC", confidence_text(line.result.confidence, 4))
+        words = line_words(line)
+        if words is None or not words:
+            string = etree.SubElement(element, f"{{{ns}}}String",
+                                      ID=f"line_{number}_string", CONTENT=line.result.text)
+            _box(string, line.bbox)
+            if line.result.confidence is not None:
+                string.set("WC", confidence_text(line.result.confidence, 4))
+            continue
+        _words(element, words, f"line_{number}", line.bbox)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _words(element, words, line_id: str, bbox) -> None:
+    """A String per word with its box, WC and a Glyph per character, SP between."""
+    ns = ALTO_NAMESPACE
+    _, y0, _, y1 = bbox
+    for index, word in enumerate(words, 1):
+        if index > 1:
+            gap = etree.SubElement(element, f"{{{ns}}}SP")
+            left = words[index - 2].span[1]
+            _box(gap, (left, y0, max(left, word.span[0]), y1))
+        string = etree.SubElement(element, f"{{{ns}}}String", ID=f"{line_id}_w{index}",
+                                  CONTENT=word.text)
+        _box(string, (word.span[0], y0, word.span[1], y1))
+        string.set("WC", confidence_text(word.confidence, 4))
+        # A Glyph holds one character: a word with a longer symbol gets none.
+        if all(len(symbol) == 1 for symbol, _, _ in word.glyphs):
+            for position, (symbol, (x0, x1), confidence) in enumerate(word.glyphs, 1):
+                glyph = etree.SubElement(string, f"{{{ns}}}Glyph",
+                                         ID=f"{line_id}_w{index}_g{position}", CONTENT=symbol)
+                _box(glyph, (x0, y0, x1, y1))
+                glyph.set("GC", confidence_text(confidence, 4))

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from mdrnn.alignment import best_alignment
 from mdrnn.decoding import log_probabilities
 from mdrnn.layers import MDLSTM2D
 from mdrnn.pipelines.recognizer import LineResult, Recognizer
@@ -29,7 +28,7 @@ class Explanation:
         line: the preprocessed line (height, W), paper 0, ink 1.
         result: the text and confidences (`LineResult`).
         spans: per symbol of `result.symbols`, the columns [x0, x1) of `line` its
-            frames cover.
+            frames cover (`LineResult.char_columns`, within the line).
         frame_width: columns of `line` per output frame.
         blank: (T,) the blank's probability per frame.
         best: (T,) the probability of the likeliest symbol other than the blank.
@@ -44,19 +43,6 @@ class Explanation:
     blank: np.ndarray
     best: np.ndarray
     activations: dict[str, np.ndarray] | None = None
-
-
-def character_spans(aligned: np.ndarray, count: int, frame_width: int,
-                    width: int) -> list[tuple[int, int]]:
-    """Per character index 0..count-1, the columns [x0, x1) of its aligned frames in a
-    line `width` columns wide (the last frame may reach into the padding)."""
-    spans = []
-    for k in range(count):
-        frames = np.flatnonzero(aligned == k)
-        spans.append((min(int(frames[0]) * frame_width, width),
-                      min((int(frames[-1]) + 1) * frame_width, width))
-                     if frames.size else (0, 0))
-    return spans
 
 
 def first_mdlstm_activations(model: keras.Model, line: np.ndarray) -> dict[str, np.ndarray]:
@@ -85,13 +71,10 @@ def explain(recognizer: Recognizer, image: np.ndarray, *,
                            np.ones(frames), np.zeros(frames))
     logits, lengths = recognizer.forward([line])
     (result,) = recognizer.decode(logits, lengths)
+    width = line.shape[1]
+    spans = [(min(x0, width), min(x1, width)) for x0, x1 in result.char_columns]
     log_probs, lengths = log_probabilities(logits, lengths)
-    ids = recognizer.charset.encode(list(result.symbols))
-    labels = np.array([ids or [0]], np.int64)
-    aligned = best_alignment(log_probs, lengths, labels, [len(ids)])[0]
-    frames = int(lengths[0])
-    probs = np.exp(log_probs[0, :frames])
+    probs = np.exp(log_probs[0, :int(lengths[0])])
     return Explanation(
-        line, result, character_spans(aligned, len(ids), recognizer.width_multiple, line.shape[1]),
-        recognizer.width_multiple, probs[:, 0], probs[:, 1:].max(axis=1),
+        line, result, spans, recognizer.width_multiple, probs[:, 0], probs[:, 1:].max(axis=1),
         first_mdlstm_activations(recognizer.model, line) if activations else None)

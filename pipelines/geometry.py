@@ -13,6 +13,7 @@ when vertical strokes lean to the right (italic), measured from the vertical.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -214,3 +215,22 @@ def estimate_baseline(gray: np.ndarray) -> tuple[int, int, int] | None:
     core = np.flatnonzero(rows >= 0.5 * rows.max())
     columns = np.flatnonzero(ink.any(axis=0))
     return int(core[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """How the columns of a preprocessed line map onto its image's:
+    x_image = offset + scale * x (x counted from the right with `right_to_left`)."""
+
+    offset: int
+    scale: float
+    width: int
+    right_to_left: bool = False
+
+    def to_image(self, x0: int, x1: int) -> tuple[int, int]:
+        """The image columns [a, b) of the line's columns [x0, x1) (clipped to the line)."""
+        x0, x1 = min(max(x0, 0), self.width), min(max(x1, 0), self.width)
+        if self.right_to_left:
+            x0, x1 = self.width - x1, self.width - x0
+        return (int(np.floor(self.offset + self.scale * x0)),
+                int(np.ceil(self.offset + self.scale * x1)))

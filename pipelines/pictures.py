@@ -1,8 +1,9 @@
 """Pictures of an `Explanation` (`mdrnn show`), drawn with matplotlib (the plot extra).
 
 From top to bottom: the text read and its confidence; the line as the network saw
-it, each character's columns shaded and its symbol written above them in the
-colour of its confidence (red unsure, green sure; the colour bar on the right);
+it, each character's columns shaded (from the frame where CTC reads it to the next
+character's) and its symbol written above that frame, in the colour of its
+confidence (red unsure, green sure; the colour bar on the right);
 the CTC output per frame (the blank's probability and the likeliest symbol's); with
 activations, the first MDLSTM level's mean |h| in each of the four scan directions
 (tl: the scan from the top left corner, its arrow the way it goes), as Graves &
@@ -41,7 +42,7 @@ def _pyplot():
 def render(explanation: Explanation, title: str = "") -> bytes:
     """The picture, as PNG bytes."""
     plt = _pyplot()
-    from matplotlib import cm, colors
+    from matplotlib import cm, colors, patheffects
 
     line, result = explanation.line, explanation.result
     height, width = line.shape
@@ -68,8 +69,10 @@ def render(explanation: Explanation, title: str = "") -> bytes:
                                             strict=True):
         colour = confidence_map(norm(confidence))
         ax.axvspan(x0, x1, color=colour, alpha=0.35, linewidth=0)
-        ax.text((x0 + x1) / 2, -3, symbol if symbol != " " else "\u2423", ha="center",
-                va="bottom", fontsize=11, color=colour, fontweight="bold")
+        # A tile starts at the frame where CTC reads its symbol: the label goes there.
+        ax.text(x0 + explanation.frame_width / 2, -3, symbol if symbol != " " else "\u2423",
+                ha="center", va="bottom", fontsize=11, color=colour, fontweight="bold",
+                path_effects=[patheffects.withStroke(linewidth=1.5, foreground="0.25")])
     ax.set_xlim(0, width)
     ax.set_ylim(height, -30)
     ax.set_yticks([])

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from mdrnn.datasets.imageio import to_gray
-from mdrnn.pipelines.geometry import estimate_skew, estimate_slant, rotate, shear
+from mdrnn.pipelines.geometry import ColumnMap, estimate_skew, estimate_slant, rotate, shear
 from mdrnn.pipelines.preprocess_config import PreprocessConfig
 
 __all__ = [
@@ -168,6 +168,18 @@ def deslant(gray: np.ndarray, max_angle: float = MAX_LINE_SLANT) -> np.ndarray:
     return shear(gray, -angle) if abs(angle) >= 0.25 else gray
 
 
+def _ink_box(gray: np.ndarray, margin: float) -> tuple[int, int, int, int] | None:
+    """The rows [y0, y1) and columns [x0, x1) of the ink with `margin` times its height
+    around it (possibly beyond the image), or None without ink."""
+    ink = ink_mask(gray)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        return None
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    m = int(round(margin * (y1 - y0)))
+    return int(y0 - m), int(y1 + m), int(x0 - m), int(x1 + m)
+
+
 def crop_to_ink(gray: np.ndarray, margin: float = 0.05) -> np.ndarray:
     """Crop a dark-on-light uint8 image to its ink, keeping a margin of paper.
 
@@ -179,16 +191,17 @@ def crop_to_ink(gray: np.ndarray, margin: float = 0.05) -> np.ndarray:
     Returns:
         The crop; the image itself when it has no ink.
     """
-    ink = ink_mask(gray)
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    if rows.size == 0:
+    return _crop(gray, _ink_box(gray, margin))
+
+
+def _crop(gray: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
+    if box is None:
         return gray
-    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    m = int(round(margin * (y1 - y0)))
+    y0, y1, x0, x1 = box
     h, w = gray.shape
-    crop = gray[max(0, y0 - m):y1 + m, max(0, x0 - m):x1 + m]
-    return cv2.copyMakeBorder(crop, max(0, m - y0), max(0, y1 + m - h), max(0, m - x0),
-                              max(0, x1 + m - w), cv2.BORDER_CONSTANT, value=255)
+    crop = gray[max(0, y0):y1, max(0, x0):x1]
+    return cv2.copyMakeBorder(crop, max(0, -y0), max(0, y1 - h), max(0, -x0),
+                              max(0, x1 - w), cv2.BORDER_CONSTANT, value=255)
 
 
 def scale_to_height(gray: np.ndarray, height: int) -> np.ndarray:
@@ -219,13 +232,7 @@ def standardise(image: np.ndarray) -> np.ndarray:
     return ((image - mean) / (std if std > 1e-6 else 1.0)).astype(np.float32)
 
 
-def normalise_line(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """Run the enabled image steps: uint8 (config.height, W), dark ink on light paper.
-
-    Args:
-        image: a line image (gray, BGR or BGRA; bool, uint8 or uint16).
-        config: which steps to run, and their settings.
-    """
+def _normalise(image: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, ColumnMap | None]:
     if image.size == 0:
         raise ValueError(f"empty image of shape {image.shape}")
     gray = fix_polarity(to_gray(image), config.polarity)
@@ -243,24 +250,44 @@ def normalise_line(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
         gray = deskew(gray)
     if config.slant:
         gray = deslant(gray)
+    offset = 0
     if config.crop:
-        gray = crop_to_ink(gray, config.crop_margin)
-    return scale_to_height(gray, config.height)
+        box = _ink_box(gray, config.crop_margin)
+        gray, offset = _crop(gray, box), box[2] if box is not None else 0
+    out = scale_to_height(gray, config.height)
+    # Deskewing and deslanting move columns by row: no single map is kept then.
+    columns = None if config.deskew or config.slant else ColumnMap(
+        offset, gray.shape[1] / out.shape[1], out.shape[1], config.right_to_left)
+    return out, columns
 
 
-def preprocess_line(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+def normalise_line(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Run the enabled image steps: uint8 (config.height, W), dark ink on light paper.
+
+    Args:
+        image: a line image (gray, BGR or BGRA; bool, uint8 or uint16).
+        config: which steps to run, and their settings.
+    """
+    return _normalise(image, config)[0]
+
+
+def preprocess_line(image: np.ndarray, config: PreprocessConfig, *, columns: bool = False):
     """Turn a line image into the model's input.
 
     Args:
         image: a line image, usually 2-D uint8 grayscale (any polarity with the
             default config; see `to_gray` for the other accepted arrays).
         config: the preprocessing stored with the model.
+        columns: also return the line's `ColumnMap` onto the image (None where
+            deskewing or deslanting moved columns).
 
     Returns:
         float32 (config.height, W): paper near 0 and ink near 1, or standardised
-        when `config.mean_std`.
+        when `config.mean_std`; with `columns`, (that line, its ColumnMap).
     """
-    out = ink_intensity(normalise_line(image, config))
+    gray, column_map = _normalise(image, config)
+    out = ink_intensity(gray)
     if config.right_to_left:
         out = np.ascontiguousarray(out[:, ::-1])
-    return standardise(out) if config.mean_std else out
+    out = standardise(out) if config.mean_std else out
+    return (out, column_map) if columns else out

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 
 import mdrnn.layers  # noqa: F401  (registers the custom layers for loading)
-from mdrnn.alignment import aligned_confidences
+from mdrnn.alignment import align_texts
 from mdrnn.datasets.charset import Charset
 from mdrnn.decoding import beam_search_decode, greedy_decode
 from mdrnn.errors import InputError
@@ -70,6 +70,11 @@ class LineResult:
         char_confidences: one per symbol: its peak probability over the frames that
             read it (greedy: on the best path; other decoders: on the best alignment
             of their text, `mdrnn.alignment`).
+        char_columns: per symbol, the columns [x0, x1) of the prepared line (`prepare`)
+            it was read from: from its first frame on the best alignment of the text
+            to the next symbol's first frame (the last symbol: to the line's last
+            frame, which may reach into the padding of a batch). CTC reads a symbol
+            in a frame or two, so the symbols' columns tile the line from the first.
         no_ink: the line image is blank (no contrast): nothing was read.
     """
 
@@ -78,6 +83,7 @@ class LineResult:
     symbols: tuple[str, ...] = ()
     char_confidences: tuple[float, ...] | None = None
     no_ink: bool = False
+    char_columns: tuple[tuple[int, int], ...] | None = None
 
     def to_dict(self) -> dict:
         """Text and confidences as JSON values."""
@@ -196,9 +202,10 @@ class Recognizer:
         """
         return cls(load_model(path), name=str(path), **options)
 
-    def prepare(self, image: np.ndarray) -> np.ndarray:
-        """Preprocess a line image as at training: float32 (height, W), paper 0, ink 1."""
-        return preprocess_line(image, self.preprocessing)
+    def prepare(self, image: np.ndarray, *, columns: bool = False):
+        """Preprocess a line image as at training: float32 (height, W), paper 0, ink 1;
+        with `columns`, also its `ColumnMap` onto the image (`preprocess_line`)."""
+        return preprocess_line(image, self.preprocessing, columns=columns)
 
     def padded_width(self, width: int) -> int:
         """The width a batch whose widest line has `width` columns is padded to."""
@@ -250,14 +257,20 @@ class Recognizer:
         else:
             decoded = lexicon_decode_line(logits, lengths, self.lexicon, self._separator,
                                           beam_width=self.beam_width)
-        if self.decoder == "greedy":
-            peaks = [d[2] for d in decoded]
-        else:
-            peaks = aligned_confidences(logits, lengths, [d[0] for d in decoded])
-        return [LineResult(self.charset.decode(ids), float(confidence),
-                           tuple(self.charset.decode_symbols(ids)),
-                           tuple(float(c) for c in chars))
-                for (ids, confidence, *_), chars in zip(decoded, peaks, strict=True)]
+        aligned = align_texts(logits, lengths, [d[0] for d in decoded])
+        results = []
+        for (ids, confidence, *greedy_peaks), (peaks, frames), length in zip(
+                decoded, aligned, np.asarray(lengths), strict=True):
+            # Greedy's peaks lie on its best path, which is its text's best alignment.
+            chars = greedy_peaks[0] if greedy_peaks else peaks
+            starts = frames[:, 0].tolist()
+            ends = starts[1:] + [max(int(length), *frames[:, 1].tolist())] if starts else []
+            columns = tuple((a * self.width_multiple, max(a, b) * self.width_multiple)
+                            for a, b in zip(starts, ends, strict=True))
+            results.append(LineResult(self.charset.decode(ids), float(confidence),
+                                      tuple(self.charset.decode_symbols(ids)),
+                                      tuple(float(c) for c in chars), char_columns=columns))
+        return results
 
     def recognize_prepared(self, lines: Sequence[np.ndarray]) -> list[LineResult]:
         """Recognise lines from `prepare`, batched by width; results in the given order.
@@ -271,7 +284,7 @@ class Recognizer:
             if line.size and np.ptp(line) > 0:
                 inked.append(i)
             else:
-                results[i] = LineResult("", 1.0, (), (), no_ink=True)
+                results[i] = LineResult("", 1.0, (), (), no_ink=True, char_columns=())
         for batch in self.plan([lines[i].shape[1] for i in inked]):
             batch = [inked[j] for j in batch]
             logits, lengths = self.forward([lines[i] for i in batch])

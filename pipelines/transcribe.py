@@ -13,6 +13,7 @@ are available from this module too.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +23,13 @@ import numpy as np
 
 from mdrnn.datasets.imageio import load_image
 from mdrnn.errors import InputError
-from mdrnn.pipelines.geometry import estimate_baseline
+from mdrnn.pipelines.geometry import ColumnMap, estimate_baseline
 from mdrnn.pipelines.inputs import InputFile
 from mdrnn.pipelines.recognizer import WINDOW_BATCHES, LineResult, Recognizer
 from mdrnn.pipelines.segment import segment_page
 
-__all__ = ["JobReport", "TranscribedLine", "Transcription", "transcribe_files"]
+__all__ = ["JobReport", "TranscribedLine", "Transcription", "Word", "line_words",
+           "transcribe_files"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,18 +42,62 @@ class TranscribedLine:
         bbox: (x0, y0, x1, y1), ends exclusive.
         baseline: (M, 2) int (x, y) points of the baseline in the input image, left to
             right, or None where no ink was found.
+        char_spans: per symbol of the text, the columns [x0, x1) of the input image
+            it was read from (its frames on the best alignment of the text); None
+            where preprocessing does not keep columns (deskew, slant).
     """
 
     result: LineResult
     polygon: np.ndarray
     bbox: tuple[int, int, int, int]
     baseline: np.ndarray | None = None
+    char_spans: tuple[tuple[int, int], ...] | None = None
 
     def to_dict(self) -> dict:
         """Text, confidences and coordinates as JSON values."""
         baseline = None if self.baseline is None else np.asarray(self.baseline).tolist()
-        return {**self.result.to_dict(), "bbox": [int(v) for v in self.bbox],
-                "polygon": np.asarray(self.polygon).astype(int).tolist(), "baseline": baseline}
+        out = {**self.result.to_dict(), "bbox": [int(v) for v in self.bbox],
+               "polygon": np.asarray(self.polygon).astype(int).tolist(), "baseline": baseline}
+        if self.char_spans is not None:
+            out["char_spans"] = [list(span) for span in self.char_spans]
+        return out
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word of a line (the symbols between spaces) and where it was read.
+
+    Args:
+        text: its symbols, NFC.
+        span: the input image's columns [x0, x1) from its first symbol's to its last's.
+        confidence: the mean of its symbols' confidences.
+        glyphs: per symbol, (symbol, (x0, x1), confidence).
+    """
+
+    text: str
+    span: tuple[int, int]
+    confidence: float
+    glyphs: tuple[tuple[str, tuple[int, int], float], ...]
+
+
+def line_words(line: TranscribedLine) -> list[Word] | None:
+    """The words of a line with their columns; None where the symbols' columns are
+    not known, or where the text is not its symbols joined (token charsets)."""
+    result = line.result
+    symbols, spans = result.symbols, line.char_spans
+    if spans is None or result.char_confidences is None or \
+            unicodedata.normalize("NFC", "".join(symbols)) != result.text:
+        return None
+    words, current = [], []
+    for glyph in (*zip(symbols, spans, result.char_confidences, strict=True), (" ", None, 0)):
+        if glyph[0] != " ":
+            current.append(glyph)
+        elif current:
+            words.append(Word(unicodedata.normalize("NFC", "".join(g[0] for g in current)),
+                              (current[0][1][0], current[-1][1][1]),
+                              float(np.mean([g[2] for g in current])), tuple(current)))
+            current = []
+    return words
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,6 +166,21 @@ def _baseline(crop: np.ndarray, bbox: tuple) -> np.ndarray | None:
     return np.array([[round(x0 + start * sx), y], [round(x0 + end * sx), y]], np.int32)
 
 
+def _char_spans(result: LineResult, columns: ColumnMap | None, crop_width: int,
+                bbox: tuple) -> tuple[tuple[int, int], ...] | None:
+    """The input-image columns of each symbol, from its columns in the prepared line of
+    a crop `crop_width` wide that fills `bbox`."""
+    if columns is None or result.char_columns is None:
+        return None
+    x0, _, x1, _ = bbox
+    scale = (x1 - x0) / max(crop_width, 1)
+    spans = []
+    for a, b in (columns.to_image(*c) for c in result.char_columns):
+        spans.append((min(max(x0 + round(a * scale), x0), x1),
+                      min(max(x0 + round(b * scale), x0), x1)))
+    return tuple(spans)
+
+
 def _load(item: InputFile, recognizer: Recognizer, pages: bool) -> _Loaded:
     """Read, segment (pages) and preprocess one input; errors become its `error`."""
     try:
@@ -135,7 +196,10 @@ def _load(item: InputFile, recognizer: Recognizer, pages: bool) -> _Loaded:
             bbox = (0, 0, width, height)
             geometry, crops = [(box, bbox, _baseline(image, bbox))], [image]
         del image
-        return _Loaded(item, (width, height), geometry, [recognizer.prepare(c) for c in crops])
+        prepared = [recognizer.prepare(c, columns=True) for c in crops]
+        geometry = [(*where, columns, crop.shape[1])
+                    for where, (_, columns), crop in zip(geometry, prepared, crops, strict=True)]
+        return _Loaded(item, (width, height), geometry, [line for line, _ in prepared])
     except InputError as error:
         return _Loaded(item, error=str(error))
     except (ValueError, cv2.error) as error:
@@ -177,8 +241,13 @@ def transcribe_files(recognizer: Recognizer, files: Sequence[InputFile], writer,
                 writer.write_failure(loaded.item, loaded.error)
                 report.failures.append((loaded.item.path, loaded.error))
                 continue
-            transcribed = tuple(TranscribedLine(next(results), *where)
-                                for where in loaded.geometry)
+            transcribed = []
+            for polygon, bbox, baseline, columns, crop_width in loaded.geometry:
+                result = next(results)
+                transcribed.append(TranscribedLine(
+                    result, polygon, bbox, baseline,
+                    _char_spans(result, columns, crop_width, bbox)))
+            transcribed = tuple(transcribed)
             writer.write(Transcription(loaded.item, *loaded.size, transcribed, pages))
             report.done += 1
         if progress is not None and pending:

@@ -3,14 +3,17 @@
 - ``txt``: ``<out>/<name>.txt`` per input, its text (a page's lines, one per line).
 - ``page``: ``<out>/<name>.xml`` per input, PAGE XML 2019-07-15: one TextRegion
   holding the lines (for a line image, one line covering the image) with their
-  Coords and TextEquiv (conf, Unicode). `imageFilename` is the image's path
+  Coords, Baseline, Words and Glyphs (boxes and confidences, where the characters'
+  columns are known) and TextEquiv (conf, Unicode). `imageFilename` is the image's path
   relative to the XML file, so `mdrnn.datasets.page.read_page` finds it.
 - ``alto``: ``<out>/<name>.xml`` per input, ALTO 4.2 (`mdrnn.pipelines.alto`): the
-  lines in reading order with box, polygon, baseline, text and confidence (WC).
+  lines in reading order with box, polygon, baseline, and words and glyphs with their
+  boxes and confidences (WC, GC).
 - ``jsonl``: ``<out>/transcriptions.jsonl``, one record per input: ``source``,
   ``text``, ``confidence``, ``char_confidences`` (one per symbol) and,
-  for pages, ``lines`` with each line's text, confidences, ``bbox`` and
-  ``polygon``; a failed input gets ``{"source", "error"}``.
+  ``char_spans`` (each symbol's image columns) and, for pages, ``lines`` with each
+  line's text, confidences, ``char_spans``, ``bbox``, ``polygon`` and ``baseline``;
+  a failed input gets ``{"source", "error"}``.
 
 Per-input files are written to a temporary name in the same folder, flushed to
 disk and renamed, so a file that exists is complete and a re-run skips it.
@@ -39,6 +42,7 @@ import mdrnn
 from mdrnn.pipelines.alto import alto_xml
 from mdrnn.pipelines.atomic import atomic_path, atomic_write
 from mdrnn.pipelines.recognizer import confidence_text
+from mdrnn.pipelines.transcribe import line_words
 
 FORMATS = ("txt", "jsonl", "page", "alto")
 JSONL_NAME = "transcriptions.jsonl"
@@ -98,6 +102,23 @@ def _text_equiv(parent, text: str, confidence: float | None) -> None:
     etree.SubElement(equiv, f"{{{PAGE_NAMESPACE}}}Unicode").text = text
 
 
+def _box_points(x0: int, x1: int, bbox, size) -> str:
+    _, y0, _, y1 = bbox
+    return _points([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], *size)
+
+
+def _word(line_element, word, word_id: str, bbox, size) -> None:
+    """A Word with its box, a Glyph per character and their confidences."""
+    ns = PAGE_NAMESPACE
+    element = etree.SubElement(line_element, f"{{{ns}}}Word", id=word_id)
+    etree.SubElement(element, f"{{{ns}}}Coords", points=_box_points(*word.span, bbox, size))
+    for position, (symbol, span, confidence) in enumerate(word.glyphs, 1):
+        glyph = etree.SubElement(element, f"{{{ns}}}Glyph", id=f"{word_id}_g{position}")
+        etree.SubElement(glyph, f"{{{ns}}}Coords", points=_box_points(*span, bbox, size))
+        _text_equiv(glyph, symbol, confidence)
+    _text_equiv(element, word.text, word.confidence)
+
+
 def page_xml(transcription, image_filename: str, created: datetime.datetime | None = None
              ) -> bytes:
     """A transcription as a PAGE XML 2019-07-15 document (UTF-8 bytes).
@@ -130,6 +151,11 @@ def page_xml(transcription, image_filename: str, created: datetime.datetime | No
             element = etree.SubElement(region, f"{{{ns}}}TextLine", id=f"r1_l{number}")
             etree.SubElement(element, f"{{{ns}}}Coords",
                              points=_points(line.polygon, width, height))
+            if line.baseline is not None:
+                etree.SubElement(element, f"{{{ns}}}Baseline",
+                                 points=_points(line.baseline, width, height))
+            for index, word in enumerate(line_words(line) or (), 1):
+                _word(element, word, f"r1_l{number}_w{index}", line.bbox, (width, height))
             _text_equiv(element, line.result.text, line.result.confidence)
         _text_equiv(region, transcription.text, transcription.confidence)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
@@ -173,7 +199,10 @@ def _record(transcription) -> dict:
                           confidence_text(confidence, 6)),
                       lines=[line.to_dict() for line in transcription.lines])
     else:
-        record.update(transcription.lines[0].result.to_dict())
+        line = transcription.lines[0]
+        record.update(line.result.to_dict())
+        if line.char_spans is not None:
+            record["char_spans"] = [list(span) for span in line.char_spans]
     return record
 
 

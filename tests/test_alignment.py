@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from mdrnn.alignment import aligned_confidences, best_alignment
+from mdrnn.alignment import align_texts, aligned_confidences, best_alignment
 from mdrnn.decoding import greedy_decode, log_probabilities
 
 
@@ -75,3 +75,17 @@ def test_confidences_of_the_greedy_text_are_its_peaks_on_a_clear_path():
     assert tuple(ids) == (1, 2, 1, 3)
     np.testing.assert_allclose(confidences, peaks)
     assert aligned_confidences(logits, [len(path)], [()])[0].shape == (0,)
+
+
+def test_align_texts_gives_each_characters_frames_and_peak():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 2, (2, 6, 3))
+    texts = [(1, 2, 1), (2,)]
+    log_probs, lengths = log_probabilities(logits, [6, 4])
+    for i, ((peaks, frames), text) in enumerate(zip(align_texts(logits, [6, 4], texts),
+                                                    texts, strict=True)):
+        aligned = np.array(brute_force(log_probs[i], int(lengths[i]), text))
+        for k, label in enumerate(text):
+            mine = np.flatnonzero(aligned == k)
+            assert frames[k].tolist() == [mine[0], mine[-1] + 1]
+            assert peaks[k] == pytest.approx(np.exp(log_probs[i, mine, label]).max())

@@ -9,15 +9,9 @@ from tiny import line_images
 pytest.importorskip("matplotlib")
 
 from mdrnn.pipelines.cli import main  # noqa: E402
-from mdrnn.pipelines.explain import character_spans, explain  # noqa: E402
+from mdrnn.pipelines.explain import explain  # noqa: E402
 from mdrnn.pipelines.pictures import render  # noqa: E402
 from mdrnn.pipelines.recognizer import Recognizer  # noqa: E402
-
-
-def test_character_spans_are_the_columns_of_their_frames():
-    aligned = np.array([-1, 0, 0, -1, 1, -1, -1, 2, -1])
-    assert character_spans(aligned, 3, 4, 40) == [(4, 12), (16, 20), (28, 32)]
-    assert character_spans(aligned, 3, 4, 30) == [(4, 12), (16, 20), (28, 30)]
 
 
 def test_the_shipped_model_reads_its_characters_where_the_ink_is(shared_data):
@@ -33,15 +27,18 @@ def test_the_shipped_model_reads_its_characters_where_the_ink_is(shared_data):
         assert len(spans) == len(explanation.result.symbols) > 10
         assert all(0 <= x0 < x1 <= line.shape[1] for x0, x1 in spans), spans
         assert [x0 for x0, _ in spans] == sorted(x0 for x0, _ in spans)
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))  # they tile the line
         ink = line.mean(axis=0)  # the ink of each column
         overall.append(ink.mean())
-        for symbol, (x0, x1) in zip(explanation.result.symbols, spans, strict=True):
-            (spaces if symbol == " " else letters).append(ink[x0:x1].mean())
+        # Each symbol's columns start at the frame where CTC reads it.
+        for symbol, (x0, _) in zip(explanation.result.symbols, spans, strict=True):
+            read = ink[x0:x0 + explanation.frame_width]
+            (spaces if symbol == " " else letters).append(read.mean())
         assert set(explanation.activations) == {"tl", "tr", "bl", "br"}
         picture = cv2.imdecode(np.frombuffer(render(explanation), np.uint8), cv2.IMREAD_COLOR)
         assert picture.shape[1] == line.shape[1] + 160
-    # Letters are read from columns with more ink than the line's average (measured:
-    # 1.4 times), the spaces between words from columns with less (0.4 times).
+    # Letters are read in columns with more ink than the line's average (measured:
+    # 1.4 times), the spaces between words in columns with less (0.4 times).
     assert np.mean(letters) > 1.2 * np.mean(overall) > 1.2 * np.mean(spaces)
 
 

@@ -1,5 +1,6 @@
 """Line preprocessing: image loading, each step on images with known answers, the chain."""
 
+import dataclasses
 import json
 import struct
 import zlib
@@ -500,3 +501,21 @@ def test_the_pixel_limit_is_set_by_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MDRNN_MAX_PIXELS", "lots")
     with pytest.raises(InputError, match="MDRNN_MAX_PIXELS='lots'"):
         load_image(path)
+
+
+@pytest.mark.parametrize("right_to_left", [False, True])
+def test_column_map_finds_the_image_columns_of_line_columns(right_to_left):
+    image = np.full((40, 300), 255, np.uint8)
+    image[10:30, 50:60] = 0    # a stroke at columns 50-59
+    image[10:30, 200:240] = 0  # and one at 200-239
+    config = PreprocessConfig(height=32, right_to_left=right_to_left)
+    line, columns = preprocess_line(image, config, columns=True)
+    assert np.array_equal(line, preprocess_line(image, config))
+    inked = np.flatnonzero(line.max(axis=0) > 0.5)
+    runs = np.split(inked, np.flatnonzero(np.diff(inked) > 1) + 1)
+    mapped = sorted(columns.to_image(int(r[0]), int(r[-1]) + 1) for r in runs)
+    assert len(mapped) == 2
+    for (a, b), (start, end) in zip(mapped, [(50, 60), (200, 240)], strict=True):
+        assert abs(a - start) <= 2 and abs(b - end) <= 2
+    assert preprocess_line(image, dataclasses.replace(config, deskew=True), columns=True)[1] \
+        is None

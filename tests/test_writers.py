@@ -177,3 +177,52 @@ def test_tiny_confidences_keep_their_digits():
     assert confidence_text(0.5, 4) == "0.5000" and confidence_text(0, 6) == "0.000000"
     assert confidence_text(1.23456e-8, 4) == "1.235e-08" and confidence_text(1.5, 4) == "1.0000"
     assert LineResult("x", 2.5e-9).to_dict()["confidence"] == pytest.approx(2.5e-9)
+
+
+def spanned_transcription(path, text="ab c", size=(120, 30)):
+    """A line image whose symbols were read from known columns."""
+    width, height = size
+    box = np.array([[0, 0], [width, 0], [width, height], [0, height]])
+    spans = tuple((10 + 25 * i, 35 + 25 * i) for i in range(len(text)))
+    result = LineResult(text, 0.5, tuple(text), (0.9, 0.8, 0.2, 0.6))
+    line = TranscribedLine(result, box, (0, 0, width, height), np.array([[2, 25], [118, 25]]),
+                           spans)
+    return Transcription(InputFile(Path(path), Path(path).stem), width, height, (line,), False)
+
+
+def test_words_and_glyphs_in_alto_and_page(tmp_path, schema, shared_data):
+    alto_schema = etree.XMLSchema(etree.parse(str(shared_data / "alto-4.2" / "alto-4-2.xsd")))
+    (tmp_path / "alto").mkdir()
+    cv2.imwrite(str(tmp_path / "alto" / "l.png"), np.full((30, 120), 255, np.uint8))
+    with open_writer("alto", tmp_path / "alto") as writer:
+        writer.write(spanned_transcription(tmp_path / "alto" / "l.png"))
+    doc = etree.parse(str(tmp_path / "alto" / "l.xml"))
+    alto_schema.assertValid(doc)
+    ns = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
+    strings = doc.findall(".//a:TextLine/a:String", ns)
+    assert [(s.get("CONTENT"), s.get("HPOS"), s.get("WIDTH"), s.get("WC")) for s in strings] == [
+        ("ab", "10", "50", "0.8500"), ("c", "85", "25", "0.6000")]
+    space = doc.find(".//a:TextLine/a:SP", ns)
+    assert (space.get("HPOS"), space.get("WIDTH")) == ("60", "25")
+    glyphs = strings[0].findall("a:Glyph", ns)
+    assert [(g.get("CONTENT"), g.get("HPOS"), g.get("WIDTH"), g.get("GC")) for g in glyphs] == [
+        ("a", "10", "25", "0.9000"), ("b", "35", "25", "0.8000")]
+    assert [s.text for s in read_alto(tmp_path / "alto" / "l.xml")] == ["ab c"]
+
+    with open_writer("page", tmp_path / "page") as writer:
+        writer.write(spanned_transcription(tmp_path / "l.png"))
+    doc = etree.parse(str(tmp_path / "page" / "l.xml"))
+    schema.assertValid(doc)
+    line = doc.find(".//p:TextLine", NS)
+    assert line.find("p:Baseline", NS).get("points") == "2,25 118,25"
+    words = line.findall("p:Word", NS)
+    assert [w.findtext("p:TextEquiv/p:Unicode", namespaces=NS) for w in words] == ["ab", "c"]
+    assert words[0].find("p:Coords", NS).get("points") == "10,0 60,0 60,30 10,30"
+    assert [g.find("p:TextEquiv", NS).get("conf") for g in words[0].findall("p:Glyph", NS)] \
+        == ["0.900000", "0.800000"]
+    assert line.findtext("p:TextEquiv/p:Unicode", namespaces=NS) == "ab c"
+
+    with open_writer("jsonl", tmp_path / "jsonl") as writer:
+        writer.write(spanned_transcription(tmp_path / "l.png"))
+    record = json.loads((tmp_path / "jsonl" / "transcriptions.jsonl").read_text())
+    assert record["char_spans"] == [[10, 35], [35, 60], [60, 85], [85, 110]]
