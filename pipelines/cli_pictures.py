@@ -25,9 +25,12 @@ from mdrnn.pipelines.options import (
 @out_folder(name="out_dir")
 @click.option("--activations", is_flag=True,
               help="Add the first MDLSTM level's activations in each scan direction.")
+@click.option("--pages", is_flag=True,
+              help="Inputs are page scans: draw the lines found, their baselines, reading "
+                   "order and texts.")
 @decoder_options
 @compute_options
-def show_command(model, inputs, out_dir, activations, decoding, compute):
+def show_command(model, inputs, out_dir, activations, pages, decoding, compute):
     """Draw what MODEL reads in each line image: OUT/<name>.png.
 
     Each picture shows the line as the network saw it with every character over the
@@ -51,32 +54,71 @@ def show_command(model, inputs, out_dir, activations, decoding, compute):
 
         _pyplot()  # the extra is missing: say so before loading the model
         recognizer = load_recognizer(model, decoding, compute)
-        from mdrnn.datasets.imageio import load_image
-        from mdrnn.pipelines.atomic import atomic_write
-        from mdrnn.pipelines.explain import explain
         from mdrnn.pipelines.folder_lock import exclusive_folder
-        from mdrnn.pipelines.pictures import render
 
-        failures = []
         with exclusive_folder(out_dir), progress_bar(len(files), "Drawing") as bar:
-            for item in files:
-                try:
-                    explanation = explain(recognizer, load_image(item.path),
-                                          activations=activations)
-                    target = out_dir / f"{item.name}.png"
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write(target, render(explanation, item.path.name))
-                except (InputError, OSError, ValueError) as error:
-                    reason = str(error) if str(item.path) in str(error) else \
-                        f"{item.path}: {error}"
-                    failures.append((str(item.path), reason))
-                    echo_failure(reason)
-                if bar is not None:
-                    bar.update(1)
+            progress = bar.update if bar is not None else None
+            failures = (_draw_pages(recognizer, files, out_dir, progress) if pages else
+                        _draw_lines(recognizer, files, out_dir, activations, progress))
     if not quiet():
         click.echo(f"{len(files) - len(failures)} drawn, {len(failures) + len(problems)} "
                    f"failed; output in {out_dir}", err=True)
     report_failures([*problems, *failures], len(files) + len(problems), "inputs")
+
+
+def _draw_lines(recognizer, files, out_dir, activations, progress) -> list[tuple[str, str]]:
+    from mdrnn.datasets.imageio import load_image
+    from mdrnn.errors import InputError
+    from mdrnn.pipelines.atomic import atomic_write
+    from mdrnn.pipelines.explain import explain
+    from mdrnn.pipelines.pictures import render
+
+    failures = []
+    for item in files:
+        try:
+            explanation = explain(recognizer, load_image(item.path), activations=activations)
+            target = out_dir / f"{item.name}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, render(explanation, item.path.name))
+        except (InputError, OSError, ValueError) as error:
+            reason = str(error) if str(item.path) in str(error) else f"{item.path}: {error}"
+            failures.append((str(item.path), reason))
+            echo_failure(reason)
+        if progress is not None:
+            progress(1)
+    return failures
+
+
+def _draw_pages(recognizer, files, out_dir, progress) -> list[tuple[str, str]]:
+    from mdrnn.pipelines.transcribe import transcribe_files
+
+    report = transcribe_files(recognizer, files, _PageDrawer(out_dir), pages=True,
+                              progress=progress,
+                              on_failure=lambda path, reason: echo_failure(reason))
+    return [(str(path), reason) for path, reason in report.failures]
+
+
+class _PageDrawer:
+    """A transcription writer (`mdrnn.pipelines.writers`) that draws each page."""
+
+    def __init__(self, out_dir):
+        self.out_dir = out_dir
+
+    def is_done(self, item) -> bool:
+        return False
+
+    def write(self, transcription) -> None:
+        from mdrnn.datasets.imageio import load_image
+        from mdrnn.pipelines.atomic import atomic_write
+        from mdrnn.pipelines.pictures import render_page
+
+        item = transcription.item
+        target = self.out_dir / f"{item.name}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, render_page(load_image(item.path), transcription, item.path.name))
+
+    def write_failure(self, item, reason: str) -> None:
+        pass  # reported by the job
 
 
 @click.command("plot")

@@ -172,3 +172,50 @@ def read_log(path: Path) -> list[dict]:
         except (TypeError, ValueError):
             raise InputError(f"{path}:{number}: not a row of numbers") from None
     return rows
+
+
+def render_page(image: np.ndarray, transcription, title: str = "") -> bytes:
+    """A page with the lines found on it and what was read in them, as PNG bytes.
+
+    Left, the page with each line's outline (coloured by the mean confidence of its
+    characters), baseline (blue) and reading-order number; right, facing it, each
+    line's number and text at the line's height.
+    """
+    plt = _pyplot()
+    from matplotlib import colors
+
+    height, width = image.shape[:2]
+    scale = min(1.0, 1400 / max(height, 1))
+    figure_height = max(height * scale, 300) / DPI
+    figure = plt.figure(figsize=(2 * width * scale / DPI + 0.4, figure_height + 0.4), dpi=DPI)
+    page, text = figure.subplots(1, 2, sharey=True)
+    page.imshow(image, cmap="gray", vmin=0, vmax=255, interpolation="antialiased")
+    confidence_map = plt.get_cmap("RdYlGn")
+    pitch = np.median([line.bbox[3] - line.bbox[1] for line in transcription.lines] or [20])
+    fontsize = float(np.clip(0.5 * pitch * scale * 72 / DPI, 6, 14))
+    for number, line in enumerate(transcription.lines, 1):
+        chars = line.result.char_confidences
+        colour = confidence_map(colors.Normalize(0, 1)(np.mean(chars) if chars else 0.0))
+        polygon = np.vstack([line.polygon, line.polygon[:1]])
+        page.plot(polygon[:, 0], polygon[:, 1], color=colour, linewidth=1.2)
+        if line.baseline is not None:
+            page.plot(line.baseline[:, 0], line.baseline[:, 1], color="tab:blue", linewidth=1)
+        x0, y0, _, y1 = line.bbox
+        page.text(x0, (y0 + y1) / 2, str(number), ha="right", va="center",
+                  fontsize=fontsize * 0.8, color="tab:blue")
+        text.text(0.01 * width, (y0 + y1) / 2, f"{number}  {line.result.text}",
+                  va="center", fontsize=fontsize, color="0.1")
+    text.set_xlim(0, width)
+    text.set_aspect("equal")
+    for ax in (page, text):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    page.set_ylim(height, 0)
+    page.set_title(f"{title}{': ' if title else ''}{len(transcription.lines)} lines",
+                   loc="left", fontsize=9)
+    figure.subplots_adjust(left=0.02, right=0.98, top=1 - 0.3 / (figure_height + 0.4),
+                           bottom=0.01, wspace=0.02)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    plt.close(figure)
+    return buffer.getvalue()

@@ -85,3 +85,28 @@ def test_plot_draws_a_runs_curves_and_names_bad_logs(tmp_path):
     assert missing.exit_code == 1 and "log.csv: no such file" in missing.output
     assert "Traceback" not in bad.output + missing.output
     assert not (tmp_path / "x.png").exists()
+
+
+def test_show_pages_draws_each_page_with_its_lines(model_file, tmp_path):
+    from test_transcribe import _page
+
+    from mdrnn.datasets.digits import digit_lines
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    lines = [s.source for s in digit_lines("val", 3, seed=2, min_digits=6, max_digits=8)]
+    page = _page(lines)
+    cv2.imwrite(str(scans / "p.png"), page)
+    (scans / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    result = CliRunner().invoke(main, ["show", str(model_file), str(scans), "--pages",
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "bad.png" in result.output
+    assert "Traceback" not in result.output
+    picture = cv2.imread(str(tmp_path / "out" / "p.png"))
+    # The page and, facing it, its texts: twice the page's width, its height.
+    assert abs(picture.shape[1] - 2 * page.shape[1] - 40) <= 2
+    assert abs(picture.shape[0] - max(page.shape[0], 300) - 40) <= 2
+    # Each line's outline is drawn in colour on the gray page.
+    left = picture[:, :picture.shape[1] // 2].astype(int)
+    coloured = (np.abs(left[..., 0] - left[..., 1]) + np.abs(left[..., 1] - left[..., 2])) > 60
+    assert coloured.sum() > 100
