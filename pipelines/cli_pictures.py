@@ -50,9 +50,9 @@ def show_command(model, inputs, out_dir, activations, pages, decoding, compute):
     for _, reason in problems:
         echo_failure(reason)
     with user_errors():
-        from mdrnn.pipelines.pictures import _pyplot
+        from mdrnn.pipelines.pictures import pyplot
 
-        _pyplot()  # the extra is missing: say so before loading the model
+        pyplot()  # the extra is missing: say so before loading the model
         recognizer = load_recognizer(model, decoding, compute)
         from mdrnn.pipelines.folder_lock import exclusive_folder
 

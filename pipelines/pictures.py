@@ -28,7 +28,7 @@ ARROWS = {"tl": "tl \u2198", "tr": "tr \u2199", "bl": "bl \u2197", "br": "br \u2
 DPI = 100
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
     except ImportError:
@@ -41,7 +41,7 @@ def _pyplot():
 
 def render(explanation: Explanation, title: str = "") -> bytes:
     """The picture, as PNG bytes."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib import cm, colors, patheffects
 
     line, result = explanation.line, explanation.result
@@ -114,7 +114,7 @@ def render(explanation: Explanation, title: str = "") -> bytes:
 def curves(history: list[dict], title: str = "") -> bytes:
     """A training run's curves per epoch, as PNG bytes: the training loss, the
     validation CER and WER, and the learning rate (rows of `log.csv`)."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [int(row["epoch"]) for row in history]
     figure, (loss, rates, schedule) = plt.subplots(
         3, 1, figsize=(7, 7), dpi=DPI, sharex=True, height_ratios=[2, 2, 1])
@@ -181,7 +181,7 @@ def render_page(image: np.ndarray, transcription, title: str = "") -> bytes:
     characters), baseline (blue) and reading-order number; right, facing it, each
     line's number and text at the line's height.
     """
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib import colors
 
     height, width = image.shape[:2]

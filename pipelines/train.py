@@ -14,7 +14,6 @@ An output folder holds:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import logging
@@ -25,7 +24,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 from mdrnn.datasets.charset import Charset
 from mdrnn.datasets.line_dataset import LineDataset
@@ -37,13 +35,14 @@ from mdrnn.models import (
     transfer_weights,
     width_multiple,
 )
-from mdrnn.pipelines.atomic import atomic_path, atomic_write
+from mdrnn.pipelines.atomic import atomic_path
 from mdrnn.pipelines.checkpoint import read_state, restore_checkpoint, save_checkpoint
 from mdrnn.pipelines.finetune import start_from
 from mdrnn.pipelines.preprocess import preprocess_line
 from mdrnn.pipelines.progress import EpochProgress
 from mdrnn.pipelines.schedule import learning_rate, run_progress
 from mdrnn.pipelines.train_config import TrainConfig, TrainResult, base_learning_rate
+from mdrnn.pipelines.train_records import write_records
 from mdrnn.pipelines.train_steps import (
     choose_strategy,
     default_shards,
@@ -54,39 +53,6 @@ from mdrnn.pipelines.train_steps import (
 from mdrnn.presets import resolve_spec
 
 log = logging.getLogger(__name__)
-LOG_FIELDS = ["epoch", "learning_rate", "loss", "val_cer", "val_wer", "val_line_accuracy",
-              "lines_per_s", "seconds"]
-
-
-def _write_log(path: Path, history: list[dict]) -> None:
-    """Rewrite the CSV log from the checkpoint's history, so the two always agree."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, LOG_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
-
-
-def _write_curves(out: Path, history: list[dict]) -> None:
-    """OUT/curves.png (`mdrnn plot`), when matplotlib (the plot extra) is installed."""
-    from mdrnn.pipelines.pictures import curves
-
-    try:
-        picture = curves(history, out.name)
-    except InputError:  # no matplotlib: no picture
-        return
-    atomic_write(out / "curves.png", picture)
-
-
-def _write_scalars(writer, epoch: int, row: dict) -> None:
-    # tf.summary.scalar needs the tensorboard package; these events are what it writes.
-    metadata = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
-    with writer.as_default(step=epoch):
-        for key in ("learning_rate", "loss", "val_cer", "val_wer", "lines_per_s"):
-            tf.summary.write(key, tf.constant(row[key], tf.float32),
-                             metadata=metadata.SerializeToString())
-    writer.flush()
-
 
 def _epoch_batches(data: LineDataset, config: TrainConfig, epoch: int) -> tf.data.Dataset:
     return data.dataset(epoch, max(1, config.epoch_lines // config.batch_size)
@@ -232,9 +198,7 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
             "epoch": epoch, "best_cer": best_cer, "best_epoch": best_epoch, "seconds": elapsed,
             "history": history, "charset": charset.to_config(),
             "config": dataclasses.asdict(config)})
-        _write_log(out / "log.csv", history)
-        _write_curves(out, history)
-        _write_scalars(writer, epoch, row)
+        write_records(out, writer, history, model, val_data.samples)
         if epoch - best_epoch >= config.patience:
             log.info("stopping: no better validation CER for %d epochs", config.patience)
             break

@@ -56,9 +56,23 @@ def test_training_writes_model_checkpoint_and_logs(tmp_path, lines):
     with np.load(tmp_path / "checkpoint" / "optimizer.npz") as saved:
         scalars = [float(saved[k]) for k in saved.files if saved[k].shape == ()]
     assert any(v == pytest.approx(0.001) for v in scalars)
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    import tensorflow as tf
+
+    events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    tags = {}
+    for record in tf.compat.v1.train.summary_iterator(str(events[0])):
+        for value in record.summary.value:
+            tags.setdefault(value.tag, []).append(
+                (record.step, value.metadata.plugin_data.plugin_name, value.tensor))
+    assert [step for step, _, _ in tags["val_cer"]] == [1, 2]
     if importlib.util.find_spec("matplotlib"):
         assert cv2.imread(str(tmp_path / "curves.png")).shape[:2] == (700, 700)
+        # The `mdrnn show` picture of a validation line, as TensorBoard reads images.
+        step, plugin, tensor = tags["validation line 1"][-1]
+        width, height, png = tf.make_ndarray(tensor)
+        picture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+        assert (step, plugin) == (2, "images")
+        assert picture.shape[:2] == (int(height), int(width))
     state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
     assert state["epoch"] == 2 and state["config"]["spec"] == TINY
 
