@@ -127,7 +127,10 @@ def transcribe(model, inputs, out_dir, output_format, decoding, pages, compute, 
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write per-line results (id, reference, hypothesis, errors, confidence) "
                    "to this TSV file.")
-def evaluate_command(model, data, decoding, compute, output):
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a self-contained HTML page: the rates, the confidence's "
+                   "calibration, the frequent errors and the worst lines with their images.")
+def evaluate_command(model, data, decoding, compute, output, report):
     """Measure CER, WER and line accuracy of MODEL (a file or a shipped model's name)
     on transcribed DATA.
 
@@ -152,6 +155,13 @@ def evaluate_command(model, data, decoding, compute, output):
         if output is not None:
             separator = recognizer.charset.separator or TOKEN_SEPARATOR
             evaluation.write_results(output, result, separator)
+        if report is not None:
+            from mdrnn.pipelines.atomic import atomic_write
+            from mdrnn.pipelines.report import html_report
+
+            page = html_report(result, samples, model=model, data=data,
+                               decoder=recognizer.decoder)
+            atomic_write(report, page.encode("utf-8"))
     click.echo(evaluation.summary(result))
     report_failures([*((None, p) for p in problems), *result.failures],
                     len(samples) + len(problems), "samples")
