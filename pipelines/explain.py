@@ -34,6 +34,9 @@ class Explanation:
         best: (T,) the probability of the likeliest symbol other than the blank.
         activations: None, or {direction: (h, w) mean absolute hidden activation of
             the first MDLSTM level in that scan direction}.
+        image: the line image as given (gray).
+        image_spans: `spans` mapped back onto `image` (None where preprocessing does
+            not keep columns: deskew, slant).
     """
 
     line: np.ndarray
@@ -43,6 +46,8 @@ class Explanation:
     blank: np.ndarray
     best: np.ndarray
     activations: dict[str, np.ndarray] | None = None
+    image: np.ndarray | None = None
+    image_spans: list[tuple[int, int]] | None = None
 
 
 def first_mdlstm_activations(model: keras.Model, line: np.ndarray) -> dict[str, np.ndarray]:
@@ -63,12 +68,12 @@ def first_mdlstm_activations(model: keras.Model, line: np.ndarray) -> dict[str, 
 def explain(recognizer: Recognizer, image: np.ndarray, *,
             activations: bool = False) -> Explanation:
     """Read one line image with `recognizer` and say where each character was read."""
-    line = recognizer.prepare(image)
+    line, columns = recognizer.prepare(image, columns=True)
     if not (line.size and np.ptp(line) > 0):
         (result,) = recognizer.recognize_prepared([line])  # a blank line: nothing read
         frames = max(1, -(-line.shape[1] // recognizer.width_multiple))
         return Explanation(line, result, [], recognizer.width_multiple,
-                           np.ones(frames), np.zeros(frames))
+                           np.ones(frames), np.zeros(frames), image=image, image_spans=[])
     logits, lengths = recognizer.forward([line])
     (result,) = recognizer.decode(logits, lengths)
     width = line.shape[1]
@@ -77,4 +82,5 @@ def explain(recognizer: Recognizer, image: np.ndarray, *,
     probs = np.exp(log_probs[0, :int(lengths[0])])
     return Explanation(
         line, result, spans, recognizer.width_multiple, probs[:, 0], probs[:, 1:].max(axis=1),
-        first_mdlstm_activations(recognizer.model, line) if activations else None)
+        first_mdlstm_activations(recognizer.model, line) if activations else None,
+        image, None if columns is None else [columns.to_image(*span) for span in spans])

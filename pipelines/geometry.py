@@ -219,18 +219,21 @@ def estimate_baseline(gray: np.ndarray) -> tuple[int, int, int] | None:
 
 @dataclass(frozen=True)
 class ColumnMap:
-    """How the columns of a preprocessed line map onto its image's:
-    x_image = offset + scale * x (x counted from the right with `right_to_left`)."""
+    """How the columns of a preprocessed line map onto those of its image (`image_width`
+    wide): x_image = offset + scale * x (x counted from the right with `right_to_left`)."""
 
     offset: int
     scale: float
     width: int
+    image_width: int
     right_to_left: bool = False
 
     def to_image(self, x0: int, x1: int) -> tuple[int, int]:
-        """The image columns [a, b) of the line's columns [x0, x1) (clipped to the line)."""
+        """The image columns [a, b) of the line's columns [x0, x1), both clipped (the
+        crop's margin may reach beyond the image)."""
         x0, x1 = min(max(x0, 0), self.width), min(max(x1, 0), self.width)
         if self.right_to_left:
             x0, x1 = self.width - x1, self.width - x0
-        return (int(np.floor(self.offset + self.scale * x0)),
-                int(np.ceil(self.offset + self.scale * x1)))
+        a = int(np.floor(self.offset + self.scale * x0))
+        b = int(np.ceil(self.offset + self.scale * x1))
+        return min(max(a, 0), self.image_width), min(max(b, 0), self.image_width)

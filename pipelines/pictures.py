@@ -1,9 +1,10 @@
 """Pictures of an `Explanation` (`mdrnn show`), drawn with matplotlib (the plot extra).
 
 From top to bottom: the text read and its confidence; the line as the network saw
-it, each character's columns shaded (from the frame where CTC reads it to the next
+it (preprocessed), each character's columns shaded (from the frame where CTC reads it to the next
 character's) and its symbol written above that frame, in the colour of its
-confidence (red unsure, green sure; the colour bar on the right);
+confidence (red unsure, green sure; the colour bar on the right); the line image
+as given, with the same columns mapped back onto it;
 the CTC output per frame (the blank's probability and the likeliest symbol's); with
 activations, the first MDLSTM level's mean |h| in each of the four scan directions
 (tl: the scan from the top left corner, its arrow the way it goes), as Graves &
@@ -47,7 +48,11 @@ def render(explanation: Explanation, title: str = "") -> bytes:
     line, result = explanation.line, explanation.result
     height, width = line.shape
     maps = explanation.activations or {}
-    rows = [height + 30, 60] + [max(24, height // 2)] * len(maps)
+    scan = explanation.image if explanation.image_spans is not None else None
+    scan_height = 0 if scan is None else int(np.clip(
+        width * scan.shape[0] / max(scan.shape[1], 1), 20, 3 * height))
+    rows = [height + 30, *([scan_height] if scan is not None else []), 60]
+    rows += [max(24, height // 2)] * len(maps)
     left, right, top, bottom, gap = 70, 90, 40, 25, 22
     figure_width = width + left + right
     figure_height = sum(rows) + gap * (len(rows) - 1) + top + bottom
@@ -87,7 +92,20 @@ def render(explanation: Explanation, title: str = "") -> bytes:
     bar.set_label("character\nconfidence", fontsize=7)
     bar.ax.tick_params(labelsize=7)
 
-    ax = axes(1)
+    row = 1
+    if scan is not None:
+        # The line image as given, each character's columns mapped back onto it.
+        ax = axes(row)
+        ax.imshow(scan if scan.ndim == 2 else scan[..., 0], cmap="gray", aspect="auto",
+                  extent=(0, scan.shape[1], scan.shape[0], 0), interpolation="antialiased")
+        for (x0, x1), confidence in zip(explanation.image_spans, chars, strict=True):
+            ax.axvspan(x0, x1, color=confidence_map(norm(confidence)), alpha=0.3, linewidth=0)
+        ax.set_xlim(0, scan.shape[1])
+        ax.set_yticks([])
+        ax.set_ylabel("image", rotation=0, ha="right", va="center")
+        row += 1
+
+    ax = axes(row)
     frames = np.arange(len(explanation.blank) + 1) * explanation.frame_width
     ax.stairs(explanation.blank, frames, color="0.6", label="blank")
     ax.stairs(explanation.best, frames, color="tab:blue", label="likeliest\nsymbol")
@@ -96,8 +114,8 @@ def render(explanation: Explanation, title: str = "") -> bytes:
     ax.set_ylabel("CTC", rotation=0, ha="right", va="center")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.05), fontsize=7, frameon=False)
 
-    for row, (direction, values) in enumerate(maps.items(), start=2):
-        ax = axes(row)
+    for index, (direction, values) in enumerate(maps.items(), start=row + 1):
+        ax = axes(index)
         ax.imshow(values, cmap="viridis", aspect="auto", extent=(0, width, height, 0),
                   interpolation="nearest")
         ax.set_yticks([])

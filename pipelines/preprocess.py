@@ -257,7 +257,8 @@ def _normalise(image: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray,
     out = scale_to_height(gray, config.height)
     # Deskewing and deslanting move columns by row: no single map is kept then.
     columns = None if config.deskew or config.slant else ColumnMap(
-        offset, gray.shape[1] / out.shape[1], out.shape[1], config.right_to_left)
+        offset, gray.shape[1] / out.shape[1], out.shape[1], image.shape[1],
+        config.right_to_left)
     return out, columns
 
 

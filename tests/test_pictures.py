@@ -35,6 +35,12 @@ def test_the_shipped_model_reads_its_characters_where_the_ink_is(shared_data):
             read = ink[x0:x0 + explanation.frame_width]
             (spaces if symbol == " " else letters).append(read.mean())
         assert set(explanation.activations) == {"tl", "tr", "bl", "br"}
+        # The same columns on the image as given: cropping and scaling undone.
+        mapped = explanation.image_spans
+        assert len(mapped) == len(spans)
+        assert all(0 <= a <= b <= explanation.image.shape[1] for a, b in mapped)
+        assert [a for a, _ in mapped] == sorted(a for a, _ in mapped)
+        assert all(abs(a[1] - b[0]) <= 1 for a, b in zip(mapped, mapped[1:]))
         picture = cv2.imdecode(np.frombuffer(render(explanation), np.uint8), cv2.IMREAD_COLOR)
         assert picture.shape[1] == line.shape[1] + 160
     # Letters are read in columns with more ink than the line's average (measured:
