@@ -8,7 +8,14 @@ scores higher than a line read wrong (AUROC; 0.5 is chance):
 - the lowest and the product of the characters' peak probabilities,
 - the exact p(text | x) by the CTC forward algorithm (`mdrnn.decoding`).
 
+With --chars, the characters instead: each decoder's text is aligned to the truth
+(an optimal edit script) and every character read is right (kept) or wrong
+(substituted or inserted); the AUROC says how well the characters' confidences
+(`LineResult.char_confidences`) rank the wrong ones below the right ones, for the
+greedy decoder, beam search, and beam search with the model's LM if it has one.
+
     python benchmarks/confidence.py MODEL digits:test
+    python benchmarks/confidence.py fr-copiste alto:../shared/data/copiste/val --chars
 """
 
 from __future__ import annotations
@@ -33,7 +40,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("data")
+    parser.add_argument("--chars", action="store_true", help="character confidences")
     args = parser.parse_args()
+    if args.chars:
+        characters(args.model, args.data)
+        return
 
     from mdrnn.datasets.formats import open_source
     from mdrnn.decoding import greedy_decode, labelling_probability, log_probabilities
@@ -65,6 +76,37 @@ def main() -> None:
              "product of character peaks", "exact p(text | x)"]
     for name, column in zip(names, scores.T):
         print(f"| {name} | {auroc(column, right):.3f} |")
+
+
+def characters(model: str, data: str) -> None:
+    from rapidfuzz.distance import Levenshtein
+
+    from mdrnn.datasets.formats import open_source
+    from mdrnn.lm_decoding import embedded_lm
+    from mdrnn.models import load_model
+    from mdrnn.pipelines.recognizer import Recognizer
+    from mdrnn.zoo import resolve_model
+
+    network = load_model(resolve_model(model))
+    samples = open_source(data)
+    lines = [s.load() for s in samples]
+    with embedded_lm(network) as stored:
+        decoders = {"greedy": {"decoder": "greedy"}, "beam 16": {"decoder": "beam"}}
+        if stored is not None:
+            decoders["beam 16 + the model's LM"] = {"decoder": "beam", "lm": "model"}
+        for name, options in decoders.items():
+            results = Recognizer(network, **options).recognize(lines)
+            scores, right = [], []
+            for sample, result in zip(samples, results, strict=True):
+                wrong = set()
+                for op in Levenshtein.editops(list(sample.text), list(result.symbols)):
+                    if op.tag != "delete":
+                        wrong.add(op.dest_pos)
+                scores += list(result.char_confidences)
+                right += [k not in wrong for k in range(len(result.symbols))]
+            right = np.array(right)
+            print(f"| {name} | {len(right)} | {int((~right).sum())} | "
+                  f"{auroc(np.array(scores), right):.3f} |", flush=True)
 
 
 if __name__ == "__main__":
