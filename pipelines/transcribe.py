@@ -43,8 +43,9 @@ class TranscribedLine:
         baseline: (M, 2) int (x, y) points of the baseline in the input image, left to
             right, or None where no ink was found.
         char_spans: per symbol of the text, the columns [x0, x1) of the input image
-            it was read from (its frames on the best alignment of the text); None
-            where preprocessing does not keep columns (deskew, slant).
+            it was read from (`LineResult.char_columns` mapped back through the
+            preprocessing); None where preprocessing does not keep columns (deskew,
+            slant).
     """
 
     result: LineResult
