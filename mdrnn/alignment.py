@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from mdrnn.decoding import log_probabilities
-
 
 def best_alignment(log_probs, lengths, labels, label_length) -> np.ndarray:
     """The character each frame reads on the text's most probable path.
@@ -43,20 +41,22 @@ def best_alignment(log_probs, lengths, labels, label_length) -> np.ndarray:
     skip[:, 2::2] = True
     skip[:, 4::2] = labels[:, 1:] != labels[:, :-1]
     beyond = np.arange(states)[None, :] > 2 * label_length[:, None] + 1
-    score = np.full((batch, states), -np.inf)
+    score = np.full((batch, states), -np.inf, log_probs.dtype)
     score[:, 0] = 0.0
     back = np.zeros((batch, frames, states), np.int8)
-    none = np.full((batch, 2), -np.inf)
+    one = np.full_like(score, -np.inf)
+    two = np.full_like(score, -np.inf)
+    emitted = np.take_along_axis(log_probs, emit[:, None, :], axis=2)  # (B, T, states)
     for t in range(frames):
-        candidates = np.stack([score, np.concatenate([none[:, :1], score[:, :-1]], 1),
-                               np.where(skip, np.concatenate([none, score[:, :-2]], 1),
-                                        -np.inf)], axis=-1)
-        choice = candidates.argmax(axis=-1)
-        score = (np.take_along_axis(candidates, choice[..., None], -1)[..., 0]
-                 + np.take_along_axis(log_probs[:, t], emit, axis=1))
+        # The best of staying, coming from the state before, or skipping a blank.
+        one[:, 1:] = score[:, :-1]
+        two[:, 2:] = np.where(skip[:, 2:], score[:, :-2], -np.inf)
+        stay_or_one = np.maximum(score, one)
+        best = np.maximum(stay_or_one, two)
+        back[:, t] = np.where(two > stay_or_one, 2, one > score)
+        score = best + emitted[:, t]
         score[:, 0] = -np.inf
         score[beyond] = -np.inf
-        back[:, t] = choice
     ends = 2 * label_length[:, None] + np.array([[0, 1]])
     end_scores = np.take_along_axis(score, ends, axis=1)
     state = np.take_along_axis(ends, end_scores.argmax(axis=1)[:, None], 1)[:, 0]
@@ -72,6 +72,23 @@ def best_alignment(log_probs, lengths, labels, label_length) -> np.ndarray:
     return aligned
 
 
+def _log_softmax(logits, lengths) -> tuple[np.ndarray, np.ndarray]:
+    """`mdrnn.decoding.log_probabilities` in float32, which the best path and the
+    peaks need no more than (the exact text probabilities do)."""
+    logits = np.asarray(logits, np.float32)
+    if logits.ndim != 3 or logits.shape[2] < 2:
+        raise ValueError(f"logits must be (B, T, K+1) with K >= 1, got shape {logits.shape}")
+    lengths = np.asarray(lengths).astype(np.int64)
+    if lengths.shape != (logits.shape[0],) or (lengths > logits.shape[1]).any():
+        raise ValueError(f"lengths {lengths.tolist()} do not fit logits {logits.shape}")
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    padding = np.arange(logits.shape[1])[None, :] >= lengths[:, None]
+    log_probs[padding] = -np.inf
+    log_probs[padding, 0] = 0.0
+    return log_probs, lengths
+
+
 def align_texts(logits, lengths, texts) -> list[tuple[np.ndarray, np.ndarray]]:
     """Where each character of each text is read, and how surely.
 
@@ -85,7 +102,7 @@ def align_texts(logits, lengths, texts) -> list[tuple[np.ndarray, np.ndarray]]:
         frames its best alignment gives it, float (k,); and those frames, int (k, 2)
         as [first, end) (zeros, and empty spans, for a text no path can produce).
     """
-    log_probs, lengths = log_probabilities(logits, lengths)
+    log_probs, lengths = _log_softmax(logits, lengths)
     batch, frames, _ = log_probs.shape
     if len(texts) != batch:
         raise ValueError(f"{len(texts)} texts for {batch} samples")
@@ -94,17 +111,24 @@ def align_texts(logits, lengths, texts) -> list[tuple[np.ndarray, np.ndarray]]:
     for i, text in enumerate(texts):
         labels[i, :len(text)] = text
     aligned = best_alignment(log_probs, lengths, labels, label_length)
-    peaks = np.full(labels.shape, -np.inf)
-    first = np.full(labels.shape, frames, np.int64)
-    end = np.zeros(labels.shape, np.int64)
-    b, t = np.nonzero(aligned >= 0)
-    k = aligned[b, t]
-    np.maximum.at(peaks, (b, k), log_probs[b, t, labels[b, k]])
-    np.minimum.at(first, (b, k), t)
-    np.maximum.at(end, (b, k), t + 1)
-    first = np.minimum(first, end)  # a character without frames: the empty span [0, 0)
-    return [(np.exp(peaks[i, :n]), np.stack([first[i, :n], end[i, :n]], axis=1))
-            for i, n in enumerate(label_length)]
+    out = []
+    for i, n in enumerate(label_length):
+        # A character's frames are one run of the alignment: where its index starts
+        # and where it ends.
+        row = aligned[i]
+        t = np.flatnonzero(row >= 0)
+        k = row[t]
+        starts = np.flatnonzero(np.diff(k, prepend=-1) != 0)
+        peaks = np.zeros(n)
+        spans = np.zeros((n, 2), np.int64)
+        if t.size:
+            chars = k[starts]
+            reads = log_probs[i, t, labels[i, k]]
+            peaks[chars] = np.exp(np.maximum.reduceat(reads, starts))
+            spans[chars, 0] = t[starts]
+            spans[chars, 1] = t[np.r_[starts[1:], t.size] - 1] + 1
+        out.append((peaks, spans))
+    return out
 
 
 def aligned_confidences(logits, lengths, texts) -> list[np.ndarray]:
