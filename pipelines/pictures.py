@@ -140,13 +140,15 @@ def curves(history: list[dict], title: str = "") -> bytes:
     loss.set_ylabel("training loss\n(CTC per line)")
     loss.set_yscale("log")
     loss.yaxis.set_major_formatter("{x:g}")
-    loss.yaxis.set_minor_formatter("{x:g}")
+    values = [float(row["loss"]) for row in history]
+    if max(values) < 10 * min(values):  # within a decade: label the minor ticks too
+        loss.yaxis.set_minor_formatter("{x:g}")
     for key, label, colour in (("val_cer", "CER", "tab:red"), ("val_wer", "WER", "tab:blue")):
         values = [100 * float(row[key]) for row in history]
         rates.plot(epochs, values, marker=".", color=colour, label=f"validation {label}")
     best = min(history, key=lambda row: float(row["val_cer"]))
     rates.annotate(f"best CER {100 * float(best['val_cer']):.2f}% (epoch {best['epoch']})",
-                   (int(best["epoch"]), 100 * float(best["val_cer"])), xytext=(0, -18),
+                   (int(best["epoch"]), 100 * float(best["val_cer"])), xytext=(0, 12),
                    textcoords="offset points", ha="center", fontsize=8, color="tab:red")
     rates.set_ylabel("error rate (%)")
     rates.set_ylim(bottom=0)

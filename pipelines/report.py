@@ -128,7 +128,7 @@ def html_report(evaluation: Evaluation, samples: Sequence[Sample], *, model: str
                        f"<td>{100 * row['line_accuracy']:.1f}%</td>"
                        f"<td>{100 * row['cer']:.2f}%</td></tr>")
         out.append("</table>")
-    errors = confusions(((x.reference, x.hypothesis) for x in evaluation.lines), 20)
+    errors = confusions(((x.reference, x.hypothesis) for x in evaluation.lines), 15)
     if errors:
         out.append("<h2>Most frequent errors</h2><table><tr><th class='text'>truth</th>"
                    "<th class='text'>read</th><th>count</th></tr>")
@@ -146,8 +146,9 @@ def html_report(evaluation: Evaluation, samples: Sequence[Sample], *, model: str
             truth, read = marked_difference(line.reference, line.hypothesis)
             uri = _image_uri(by_id[line.id]) if line.id in by_id else None
             image = f"<img src='{uri}' alt='{e(line.id)}'>" if uri else "(no image)"
-            out.append(f"<tr><td class='text' colspan='2'>{e(line.id)}: {line.char_errors} "
-                       f"errors, confidence {line.confidence:.3g}{image}</td></tr>"
+            errors = f"{line.char_errors} error{'s' if line.char_errors > 1 else ''}"
+            out.append(f"<tr><td class='text' colspan='2'>{e(line.id)}: {errors}, "
+                       f"confidence {line.confidence:.3g}{image}</td></tr>"
                        f"<tr><th class='text'>truth</th><td class='text'>{truth}</td></tr>"
                        f"<tr><th class='text'>read</th><td class='text'>{read}</td></tr>")
         out.append("</table>")
