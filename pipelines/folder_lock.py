@@ -26,7 +26,7 @@ except ImportError:  # not POSIX: no lock, jobs must not share a folder
 
 log = logging.getLogger(__name__)
 LOCK_NAME = ".mdrnn.lock"
-_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.(txt|xml|jsonl|json|png)$")
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.(txt|xml|jsonl|json|png|keras|csv)$")
 
 
 @contextlib.contextmanager

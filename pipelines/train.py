@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import logging
 import math
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from mdrnn.models import (
 from mdrnn.pipelines.atomic import atomic_path
 from mdrnn.pipelines.checkpoint import read_state, restore_checkpoint, save_checkpoint
 from mdrnn.pipelines.finetune import start_from
+from mdrnn.pipelines.folder_lock import exclusive_folder
 from mdrnn.pipelines.preprocess import preprocess_line
 from mdrnn.pipelines.progress import EpochProgress
 from mdrnn.pipelines.schedule import learning_rate, run_progress
@@ -47,6 +49,7 @@ from mdrnn.pipelines.train_steps import (
     choose_strategy,
     default_shards,
     evaluate_dataset,
+    is_chief,
     make_optimizer,
     make_train_step,
 )
@@ -75,10 +78,27 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
         verbose: 0: epoch lines logged at INFO level only; otherwise logged as warnings
             (shown by default), with a progress line on a terminal.
 
+    Under MultiWorkerMirroredStrategy (`TF_CONFIG` set) every worker runs this; the
+    chief alone writes into `out_dir` (and holds its lock), the others write into a
+    temporary folder that is removed when they finish.
+
     Raises:
-        InputError: no checkpoint to resume, or a finished run in the way.
+        InputError: no checkpoint to resume, a finished run in the way, or another job
+            writing into `out_dir`.
     """
     out = Path(out_dir)
+    if is_chief():
+        with exclusive_folder(out):
+            return _train(train_samples, val_samples, out, out, config, resume, devices,
+                          shards, verbose)
+    with tempfile.TemporaryDirectory(prefix="mdrnn-worker-") as scratch:
+        return _train(train_samples, val_samples, out, Path(scratch), config, resume,
+                      devices, shards, verbose)
+
+
+def _train(train_samples, val_samples, out: Path, written: Path, config, resume, devices,
+           shards, verbose) -> TrainResult:
+    """`train`, reading a run to resume from `out` and writing into `written`."""
     folder = out / "checkpoint"
     state = read_state(folder)
     if resume and state is None:
@@ -154,7 +174,7 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
         log.info("each batch is computed in %d shards side by side", shards)
     step = make_train_step(model, optimizer, strategy, config.batch_size, config.xla, shards)
     predict = padded_forward(model, xla=config.xla, rows=config.batch_size)
-    writer = tf.summary.create_file_writer(str(out / "tensorboard"))
+    writer = tf.summary.create_file_writer(str(written / "tensorboard"))
 
     history = state["history"] if state else []
     best_cer = state["best_cer"] if state else math.inf
@@ -189,21 +209,21 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
         history.append(row)
         if rates.cer < best_cer:
             best_cer, best_epoch = rates.cer, epoch
-            with atomic_path(out / "model.keras") as tmp:
+            with atomic_path(written / "model.keras") as tmp:
                 model.save(tmp)
         log.info("epoch %d: learning rate %.3g, loss %.3f, %.0f lines/s, validation CER %.2f%%, "
                  "WER %.2f%% (best %.2f%% at epoch %d)", epoch, rate, row["loss"],
                  row["lines_per_s"], 100 * rates.cer, 100 * rates.wer, 100 * best_cer, best_epoch)
-        save_checkpoint(folder, model, optimizer, {
+        save_checkpoint(written / "checkpoint", model, optimizer, {
             "epoch": epoch, "best_cer": best_cer, "best_epoch": best_epoch, "seconds": elapsed,
             "history": history, "charset": charset.to_config(),
             "config": dataclasses.asdict(config)})
-        write_records(out, writer, history, model, val_data.samples)
+        write_records(written, writer, history, model, val_data.samples)
         if epoch - best_epoch >= config.patience:
             log.info("stopping: no better validation CER for %d epochs", config.patience)
             break
         if config.time_limit is not None and elapsed >= config.time_limit:
             log.info("stopping: time limit of %.0f s reached", config.time_limit)
             break
-    return TrainResult(best_cer, best_epoch, epoch, out / "model.keras", history,
+    return TrainResult(best_cer, best_epoch, epoch, written / "model.keras", history,
                        {**summary, "seconds": elapsed})

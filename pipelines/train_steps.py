@@ -127,6 +127,18 @@ def evaluate_dataset(predict, data: LineDataset) -> tuple[ErrorRates, list[tuple
     return rates, rows
 
 
+def is_chief() -> bool:
+    """Whether this process writes the run's outputs: always, except for the workers
+    other than the chief of a MultiWorkerMirroredStrategy cluster (`TF_CONFIG`; the
+    chief is the "chief" task, or worker 0 where there is none)."""
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    cluster, task = config.get("cluster") or {}, config.get("task") or {}
+    if not cluster:
+        return True
+    kind, index = task.get("type"), int(task.get("index", 0))
+    return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
+
+
 def choose_strategy(devices: int | None = None) -> tf.distribute.Strategy:
     """MultiWorkerMirrored under TF_CONFIG, Mirrored over several devices, else default."""
     if "TF_CONFIG" in os.environ and json.loads(os.environ["TF_CONFIG"]).get("cluster"):
