@@ -34,10 +34,11 @@ def show_command(model, inputs, out_dir, activations, pages, decoding, compute):
     """Draw what MODEL reads in each line image: OUT/<name>.png.
 
     Each picture shows the line as the network saw it with every character over the
-    columns it was read from, coloured by its confidence, the CTC output per frame
-    and, with --activations, what the first MDLSTM level sees in each of its four
-    scan directions. INPUTS are as for `mdrnn transcribe` (needs: pip install
-    "mdrnn[plot]").
+    columns it was read from, coloured by its confidence, the line image as given
+    with the same columns, the CTC output per frame and, with --activations, what
+    the first MDLSTM level sees in each of its four scan directions. With --pages,
+    each input is a page: the lines found and, facing them, their texts. INPUTS are
+    as for `mdrnn transcribe` (needs: pip install "mdrnn[plot]").
     """
     from mdrnn.errors import InputError
     from mdrnn.pipelines.inputs import expand_inputs
