@@ -199,7 +199,7 @@ def render_page(image: np.ndarray, transcription, title: str = "") -> bytes:
 
     Left, the page with each line's outline (coloured by the mean confidence of its
     characters), baseline (blue) and reading-order number; right, facing it, each
-    line's number and text at the line's height.
+    line's number, text and that mean confidence at the line's height.
     """
     plt = pyplot()
     from matplotlib import colors
@@ -215,7 +215,8 @@ def render_page(image: np.ndarray, transcription, title: str = "") -> bytes:
     fontsize = float(np.clip(0.5 * pitch * scale * 72 / DPI, 6, 14))
     for number, line in enumerate(transcription.lines, 1):
         chars = line.result.char_confidences
-        colour = confidence_map(colors.Normalize(0, 1)(np.mean(chars) if chars else 0.0))
+        mean = float(np.mean(chars)) if chars else 0.0
+        colour = confidence_map(colors.Normalize(0, 1)(mean))
         polygon = np.vstack([line.polygon, line.polygon[:1]])
         page.plot(polygon[:, 0], polygon[:, 1], color=colour, linewidth=1.2)
         if line.baseline is not None:
@@ -223,8 +224,9 @@ def render_page(image: np.ndarray, transcription, title: str = "") -> bytes:
         x0, y0, _, y1 = line.bbox
         page.text(x0, (y0 + y1) / 2, str(number), ha="right", va="center",
                   fontsize=fontsize * 0.8, color="tab:blue")
-        text.text(0.01 * width, (y0 + y1) / 2, f"{number}  {line.result.text}",
-                  va="center", fontsize=fontsize, color="0.1")
+        text.text(0.01 * width, (y0 + y1) / 2, f"{number}  {line.result.text}  "
+                  f"({mean:.2f})" if chars else f"{number}", va="center", fontsize=fontsize,
+                  color="0.1")
     text.set_xlim(0, width)
     text.set_aspect("equal")
     for ax in (page, text):
