@@ -70,11 +70,10 @@ class LineResult:
         char_confidences: one per symbol: its peak probability over the frames that
             read it (greedy: on the best path; other decoders: on the best alignment
             of their text, `mdrnn.alignment`).
-        char_columns: per symbol, the columns [x0, x1) of the prepared line (`prepare`)
-            it was read from: from its first frame on the best alignment of the text
-            to the next symbol's first frame (the last symbol: to the line's last
-            frame, which may reach into the padding of a batch). CTC reads a symbol
-            in a frame or two, so the symbols' columns tile the line from the first.
+        char_columns: per symbol, the columns [x0, x1) of the prepared line it was read
+            from: from its first frame on the best alignment of the text to the next
+            symbol's first frame (the last: to the line's last frame, which may reach
+            into the padding of a batch), so the symbols' columns tile the line.
         no_ink: the line image is blank (no contrast): nothing was read.
     """
 
