@@ -260,8 +260,7 @@ class Recognizer:
         results = []
         for (ids, confidence, *greedy_peaks), (peaks, frames), length in zip(
                 decoded, aligned, np.asarray(lengths), strict=True):
-            # Greedy's peaks lie on its best path, which is its text's best alignment.
-            chars = greedy_peaks[0] if greedy_peaks else peaks
+            chars = greedy_peaks[0] if greedy_peaks else peaks  # greedy: its own path
             starts = frames[:, 0].tolist()
             ends = starts[1:] + [max(int(length), *frames[:, 1].tolist())] if starts else []
             columns = tuple((a * self.width_multiple, max(a, b) * self.width_multiple)
