@@ -118,7 +118,10 @@ def segment_page(image: np.ndarray, config: SegmentConfig | None = None) -> list
         ink = binarise_sauvola(contrasted, config.sauvola_window, config.sauvola_k) == 0
     else:
         ink = ink_mask(contrasted)
-    ink, char_height = _text_components(_remove_rules(ink))
+    # The letters that touch no rule tell the character height the rules are long
+    # against; then the rules go, and the letters on them come back as text.
+    _, rough_height = _text_components(ink)
+    ink, char_height = _text_components(_remove_rules(ink, rough_height))
     if char_height == 0:
         return []
     # Lines are found where letters are 1 to 2 times _ANALYSIS_HEIGHT pixels
@@ -180,21 +183,22 @@ def _affine(matrix: np.ndarray) -> np.ndarray:
     return np.vstack([matrix, [0.0, 0.0, 1.0]])
 
 
-def _remove_rules(ink: np.ndarray) -> np.ndarray:
+def _remove_rules(ink: np.ndarray, char_height: int) -> np.ndarray:
     """The ink without the straight rules of ruled paper and margins.
 
     Handwriting touches the rules, so a rule and the letters on it are one component,
     too wide to be text: the rule's pixels are taken out first. They are the ink of
-    straight runs longer than a twentieth of the page (an opening with a long thin
-    kernel), found on the ink thickened across the run so that a slightly skewed
-    rule, a staircase of short runs, still counts as one. Where a stroke crosses a
-    rule (ink just above and just below it), its pixels are put back, so that the
-    letters on a rule stay whole.
+    straight runs longer than 6 character heights (a twentieth of the page when no
+    letter gave the height), found by an opening with a long thin kernel on the ink
+    thickened across the run, so that a slightly skewed rule, a staircase of short
+    runs, still counts as one. Where a stroke crosses a rule (ink just above and just
+    below it), its pixels are put back, so that the letters on a rule stay whole.
     """
     out = ink.copy()
     mask = ink.view(np.uint8)
-    for length, across in ((max(8, ink.shape[1] // 20), (3, 1)),
-                           (max(8, ink.shape[0] // 20), (1, 3))):
+    lengths = ((6 * char_height,) * 2 if char_height else
+               (ink.shape[1] // 20, ink.shape[0] // 20))
+    for length, across in ((max(8, lengths[0]), (3, 1)), (max(8, lengths[1]), (1, 3))):
         thick = cv2.dilate(mask, np.ones(across, np.uint8))
         kernel = np.ones((1, length) if across == (3, 1) else (length, 1), np.uint8)
         rules = (cv2.morphologyEx(thick, cv2.MORPH_OPEN, kernel) > 0) & ink
