@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from mdrnn.pipelines.cli_beam import beam_transcribe_command
 from mdrnn.pipelines.cli_lm import lm_group
 from mdrnn.pipelines.cli_pictures import plot_command, show_command
 from mdrnn.pipelines.cli_train import demo, train_command
@@ -18,12 +19,14 @@ from mdrnn.pipelines.options import (
     decoder_options,
     echo_failure,
     height_option,
+    job_inputs,
     load_recognizer,
     out_folder,
     progress_bar,
-    quiet,
     report_failures,
+    report_job,
     start_tensorflow,
+    transcription_options,
     user_errors,
 )
 from mdrnn.pipelines.preprocess_config import BINARISERS, POLARITIES
@@ -64,17 +67,7 @@ class _Formatter(logging.Formatter):
 @main.command()
 @click.argument("model")
 @click.argument("inputs", nargs=-1, required=True)
-@out_folder(name="out_dir")
-@click.option("-f", "--format", "output_format",
-              type=click.Choice(["txt", "jsonl", "page", "alto"]), default="txt",
-              show_default=True,
-              help="txt: <name>.txt per input; jsonl: one record per input in "
-                   "transcriptions.jsonl; page: PAGE XML 2019 <name>.xml per input; alto: "
-                   "ALTO 4.2 <name>.xml per input (eScriptorium, kraken).")
-@decoder_options
-@click.option("--pages", is_flag=True, help="Inputs are page scans: find their lines first.")
-@compute_options
-@click.option("--overwrite", is_flag=True, help="Redo inputs that already have output.")
+@transcription_options
 def transcribe(model, inputs, out_dir, output_format, decoding, pages, compute, overwrite):
     """Transcribe line images, or page scans with --pages, with a trained MODEL.
 
@@ -86,18 +79,7 @@ def transcribe(model, inputs, out_dir, output_format, decoding, pages, compute, 
     Outputs mirror the inputs' subfolders; failed inputs are listed at the end
     and make the exit status 1.
     """
-    from mdrnn.errors import InputError
-    from mdrnn.pipelines.inputs import check_unique_names, expand_inputs
-
-    problems: list[tuple[str, str]] = []  # inputs that name nothing usable: reported
-    try:
-        files = expand_inputs(inputs, problems)
-        if output_format != "jsonl":
-            check_unique_names(files)
-    except InputError as error:
-        raise click.BadParameter(str(error), param_hint="INPUTS") from None
-    for _, reason in problems:
-        echo_failure(reason)
+    files, problems = job_inputs(inputs, output_format)
     with user_errors():
         recognizer = load_recognizer(model, decoding, compute)
         from mdrnn.pipelines.folder_lock import exclusive_folder
@@ -111,11 +93,7 @@ def transcribe(model, inputs, out_dir, output_format, decoding, pages, compute, 
                 recognizer, files, writer, pages=pages,
                 progress=bar.update if bar is not None else None,
                 on_failure=lambda path, reason: echo_failure(reason))
-    if not quiet():
-        click.echo(f"{report.done} transcribed, {report.skipped} already done, "
-                   f"{len(report.failures) + len(problems)} failed; output in {out_dir}",
-                   err=True)
-    report_failures([*problems, *report.failures], report.total + len(problems), "inputs")
+    report_job(report, problems, out_dir)
 
 
 @main.command("evaluate")
@@ -268,3 +246,4 @@ main.add_command(train_command)
 main.add_command(demo)
 main.add_command(show_command)
 main.add_command(plot_command)
+main.add_command(beam_transcribe_command)

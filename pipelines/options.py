@@ -66,6 +66,13 @@ def option_group(name: str, options: list):
     return decorate
 
 
+format_option = click.option(
+    "-f", "--format", "output_format", type=click.Choice(["txt", "jsonl", "page", "alto"]),
+    default="txt", show_default=True,
+    help="txt: <name>.txt per input; jsonl: one record per input in transcriptions.jsonl; "
+         "page: PAGE XML 2019 <name>.xml per input; alto: ALTO 4.2 <name>.xml per input "
+         "(eScriptorium, kraken).")
+
 decoder_options = option_group("decoding", [
     click.option("--decoder", type=click.Choice(["greedy", "beam", "lexicon"]),
                  help="CTC decoding: best path, prefix beam search (with the LM, if "
@@ -242,3 +249,46 @@ def report_failures(failures, total: int, what: str) -> None:
         for _, reason in failures:
             click.echo(f"  {one_line(reason)}", err=True)
         raise click.exceptions.Exit(1)
+
+
+def transcription_options(command):
+    """The options of a transcription job: --out, --format, decoding, --pages, compute,
+    --overwrite (the parameters out_dir, output_format, decoding, pages, compute,
+    overwrite)."""
+    for option in reversed([
+            out_folder(name="out_dir"), format_option, decoder_options,
+            click.option("--pages", is_flag=True,
+                         help="Inputs are page scans: find their lines first."),
+            compute_options,
+            click.option("--overwrite", is_flag=True,
+                         help="Redo inputs that already have output.")]):
+        command = option(command)
+    return command
+
+
+def job_inputs(inputs, output_format: str):
+    """A transcription job's INPUTS as (files, problems): the inputs that name nothing
+    usable are reported now and returned as (input, reason); names that would collide
+    in a per-input output format are a usage error."""
+    from mdrnn.errors import InputError
+    from mdrnn.pipelines.inputs import check_unique_names, expand_inputs
+
+    problems: list[tuple[str, str]] = []
+    try:
+        files = expand_inputs(inputs, problems)
+        if output_format != "jsonl":
+            check_unique_names(files)
+    except InputError as error:
+        raise click.BadParameter(str(error), param_hint="INPUTS") from None
+    for _, reason in problems:
+        echo_failure(reason)
+    return files, problems
+
+
+def report_job(report, problems, out_dir) -> None:
+    """A transcription job's counts on stderr, then its failures (exit status 1)."""
+    if not quiet():
+        click.echo(f"{report.done} transcribed, {report.skipped} already done, "
+                   f"{len(report.failures) + len(problems)} failed; output in {out_dir}",
+                   err=True)
+    report_failures([*problems, *report.failures], report.total + len(problems), "inputs")

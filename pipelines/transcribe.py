@@ -7,8 +7,10 @@ width within each window; it hands each file's result to a writer in input
 order. Memory holds one window of lines, never the whole job. A file that
 cannot be read is reported with its reason and the job goes on.
 
-The recogniser itself lives in `mdrnn.pipelines.recognizer`; its public names
-are available from this module too.
+Its two steps are public for other engines (`mdrnn.pipelines.beam_job` runs the
+same job on Apache Beam): `load_input` reads and prepares one input, `assemble`
+makes its transcription from its lines' results. The recogniser itself lives in
+`mdrnn.pipelines.recognizer`.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from mdrnn.pipelines.inputs import InputFile
 from mdrnn.pipelines.recognizer import WINDOW_BATCHES, LineResult, Recognizer
 from mdrnn.pipelines.segment import segment_page
 
-__all__ = ["JobReport", "TranscribedLine", "Transcription", "Word", "line_words",
-           "transcribe_files"]
+__all__ = ["JobReport", "LoadedInput", "TranscribedLine", "Transcription", "Word", "assemble",
+           "line_words", "load_input", "transcribe_files"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,7 +145,17 @@ class JobReport:
 
 
 @dataclass
-class _Loaded:
+class LoadedInput:
+    """One input read and cut into prepared lines, or the reason it could not be.
+
+    Args:
+        item: the input file.
+        size: its (width, height).
+        geometry: per line, (polygon, bbox, baseline, ColumnMap, crop width).
+        lines: the prepared lines (`Recognizer.prepare`).
+        error: a one-line reason naming the file, or None.
+    """
+
     item: InputFile
     size: tuple[int, int] = (0, 0)
     geometry: list[tuple] = field(default_factory=list)
@@ -182,8 +194,11 @@ def _char_spans(result: LineResult, columns: ColumnMap | None, crop_width: int,
     return tuple(spans)
 
 
-def _load(item: InputFile, recognizer: Recognizer, pages: bool) -> _Loaded:
-    """Read, segment (pages) and preprocess one input; errors become its `error`."""
+def load_input(item: InputFile, prepare: Callable, pages: bool) -> LoadedInput:
+    """Read, segment (pages) and preprocess one input; errors become its `error`.
+
+    `prepare` is `Recognizer.prepare` or any callable of the same signature.
+    """
     try:
         image = load_image(item.path)
         height, width = image.shape
@@ -197,14 +212,23 @@ def _load(item: InputFile, recognizer: Recognizer, pages: bool) -> _Loaded:
             bbox = (0, 0, width, height)
             geometry, crops = [(box, bbox, _baseline(image, bbox))], [image]
         del image
-        prepared = [recognizer.prepare(c, columns=True) for c in crops]
+        prepared = [prepare(c, columns=True) for c in crops]
         geometry = [(*where, columns, crop.shape[1])
                     for where, (_, columns), crop in zip(geometry, prepared, crops, strict=True)]
-        return _Loaded(item, (width, height), geometry, [line for line, _ in prepared])
+        return LoadedInput(item, (width, height), geometry, [line for line, _ in prepared])
     except InputError as error:
-        return _Loaded(item, error=str(error))
+        return LoadedInput(item, error=str(error))
     except (ValueError, cv2.error) as error:
-        return _Loaded(item, error=f"{item.path}: {_one_line(error)}")
+        return LoadedInput(item, error=f"{item.path}: {_one_line(error)}")
+
+
+def assemble(loaded: LoadedInput, results: Sequence[LineResult], pages: bool) -> Transcription:
+    """The transcription of a loaded input from its lines' results, in line order."""
+    lines = tuple(TranscribedLine(result, polygon, bbox, baseline,
+                                  _char_spans(result, columns, crop_width, bbox))
+                  for (polygon, bbox, baseline, columns, crop_width), result
+                  in zip(loaded.geometry, results, strict=True))
+    return Transcription(loaded.item, *loaded.size, lines, pages)
 
 
 def transcribe_files(recognizer: Recognizer, files: Sequence[InputFile], writer, *,
@@ -230,7 +254,7 @@ def transcribe_files(recognizer: Recognizer, files: Sequence[InputFile], writer,
     """
     window = window or WINDOW_BATCHES * recognizer.batch_size
     report = JobReport(len(files))
-    pending: list[_Loaded] = []
+    pending: list[LoadedInput] = []
     pending_lines = 0
 
     def flush():
@@ -242,14 +266,7 @@ def transcribe_files(recognizer: Recognizer, files: Sequence[InputFile], writer,
                 writer.write_failure(loaded.item, loaded.error)
                 report.failures.append((loaded.item.path, loaded.error))
                 continue
-            transcribed = []
-            for polygon, bbox, baseline, columns, crop_width in loaded.geometry:
-                result = next(results)
-                transcribed.append(TranscribedLine(
-                    result, polygon, bbox, baseline,
-                    _char_spans(result, columns, crop_width, bbox)))
-            transcribed = tuple(transcribed)
-            writer.write(Transcription(loaded.item, *loaded.size, transcribed, pages))
+            writer.write(assemble(loaded, [next(results) for _ in loaded.lines], pages))
             report.done += 1
         if progress is not None and pending:
             progress(len(pending))
@@ -262,7 +279,7 @@ def transcribe_files(recognizer: Recognizer, files: Sequence[InputFile], writer,
             if progress is not None:
                 progress(1)
             continue
-        loaded = _load(item, recognizer, pages)
+        loaded = load_input(item, recognizer.prepare, pages)
         if loaded.error is not None and on_failure is not None:
             on_failure(item.path, loaded.error)
         pending.append(loaded)

@@ -11,6 +11,8 @@ import mdrnn
 import mdrnn.datasets
 import mdrnn.pipelines
 
+# Modules of an optional extra, with the package they need.
+OPTIONAL = {"mdrnn.pipelines.beam_job": "apache_beam"}
 MODULES = sorted({info.name for package in (mdrnn, mdrnn.datasets, mdrnn.pipelines)
                   for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")})
 
@@ -22,6 +24,8 @@ def test_every_package_is_searched():
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name, tmp_path, monkeypatch):
+    if name in OPTIONAL:
+        pytest.importorskip(OPTIONAL[name])
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     module = importlib.import_module(name)
     result = doctest.testmod(module, extraglobs={"np": np}, optionflags=doctest.ELLIPSIS,
