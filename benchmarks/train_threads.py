@@ -10,7 +10,10 @@ H x W pixels with random labels of C classes:
   cores; `mdrnn train`'s default on a CPU);
 - one run on all cores, MirroredStrategy over P logical CPU devices;
 - P processes at once, each pinned to its own core: their summed lines/s is what
-  P training runs side by side get.
+  P training runs side by side get;
+- one run as a MultiWorkerMirroredStrategy cluster of P local worker processes
+  (`TF_CONFIG` on localhost ports), each pinned to its own core and computing its
+  part of the batch: the cluster's lines/s.
 
 Variants are interleaved; each is run --repeats times; the 1-minute load average
 is printed before and after.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +37,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def child(args) -> None:
     if args.core is not None:
         os.sched_setaffinity(0, {args.core})
+    if args.cluster:
+        os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": args.cluster.split(",")},
+                                              "task": {"type": "worker", "index": args.index}})
     import tensorflow as tf
 
     if args.mirrored:
@@ -52,7 +59,8 @@ def child(args) -> None:
     )
 
     train_speed.CLASSES = args.classes
-    strategy = choose_strategy(len(tf.config.list_logical_devices("CPU")))
+    strategy = choose_strategy(None if args.cluster else
+                               len(tf.config.list_logical_devices("CPU")))
     with strategy.scope():
         model = build_model(args.preset, train_speed.CLASSES, height=args.height)
         optimizer = make_optimizer(TrainConfig())
@@ -60,7 +68,7 @@ def child(args) -> None:
     shards = default_shards(strategy, args.batch) if args.shards is None else args.shards
     step = make_train_step(model, optimizer, strategy, args.batch, True, shards)
     batch = train_speed.make_batch(model, args.batch, args.height, args.width)
-    if args.mirrored:
+    if args.mirrored or args.cluster:
         dataset = tf.data.Dataset.from_tensors(batch).repeat()
         batches = iter(strategy.experimental_distribute_dataset(dataset))
         batch = next(batches)
@@ -72,14 +80,30 @@ def child(args) -> None:
     print(json.dumps({"lines_per_s": args.steps * args.batch / (time.perf_counter() - start)}))
 
 
-def run(args, cores: list[int | None], extra: list[str]) -> list[float]:
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def run(args, cores: list[int | None], extra: list[str], cluster: bool = False
+        ) -> list[float]:
     base = [sys.executable, __file__, "--child", "--preset", args.preset, "--steps",
             str(args.steps), "--batch", str(args.batch), "--height", str(args.height),
             "--width", str(args.width), "--classes", str(args.classes), *extra]
-    procs = [subprocess.Popen(base + ([] if c is None else ["--core", str(c)]),
-                              stdout=subprocess.PIPE, text=True) for c in cores]
-    return [json.loads(p.communicate()[0].strip().splitlines()[-1])["lines_per_s"]
-            for p in procs]
+    if cluster:
+        base += ["--cluster", ",".join(f"localhost:{p}" for p in free_ports(len(cores)))]
+    procs = [subprocess.Popen(base + ([] if c is None else ["--core", str(c)])
+                              + (["--index", str(i)] if cluster else []),
+                              stdout=subprocess.PIPE, text=True) for i, c in enumerate(cores)]
+    rates = [json.loads(p.communicate()[0].strip().splitlines()[-1])["lines_per_s"]
+             for p in procs]
+    # A cluster's workers share each step: each saw the whole batch's lines/s.
+    return [sum(rates) / len(rates)] if cluster else rates
 
 
 def main() -> None:
@@ -96,6 +120,8 @@ def main() -> None:
     parser.add_argument("--core", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--shards", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--mirrored", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cluster", help=argparse.SUPPRESS)
+    parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -111,12 +137,13 @@ def main() -> None:
         "mirrored": (f"one run, MirroredStrategy on {len(cores)} CPUs", [None],
                      ["--mirrored", "--shards", "1"]),
         "side-by-side": (f"{len(cores)} runs at once, one core each", cores, []),
+        "workers": (f"one run, {len(cores)} local workers, one core each", cores, []),
     }
-    chosen = [variants[name] for name in args.variants.split(",")]
+    chosen = [(name, *variants[name]) for name in args.variants.split(",")]
     print(f"\n{'variant':44s} {'lines/s per run':>16s} {'lines/s in all':>15s}")
     for _ in range(args.repeats):
-        for name, layout, extra in chosen:
-            rates = run(args, layout, extra)
+        for key, name, layout, extra in chosen:
+            rates = run(args, layout, extra, cluster=key == "workers")
             per_run = " / ".join(f"{r:.0f}" for r in rates)
             print(f"{name:44s} {per_run:>16s} {sum(rates):15.0f}", flush=True)
     print(f"# load {os.getloadavg()[0]:.2f} after")

@@ -83,17 +83,23 @@ def train(train_samples, val_samples, out_dir: str | Path, config: TrainConfig |
     temporary folder that is removed when they finish.
 
     Raises:
-        InputError: no checkpoint to resume, a finished run in the way, or another job
-            writing into `out_dir`.
+        InputError: no checkpoint to resume, a finished run in the way, another job
+            writing into `out_dir`, or a worker of the cluster lost (the run resumes
+            from its last checkpoint when every worker is started again with `resume`).
     """
     out = Path(out_dir)
-    if is_chief():
-        with exclusive_folder(out):
-            return _train(train_samples, val_samples, out, out, config, resume, devices,
-                          shards, verbose)
-    with tempfile.TemporaryDirectory(prefix="mdrnn-worker-") as scratch:
-        return _train(train_samples, val_samples, out, Path(scratch), config, resume,
-                      devices, shards, verbose)
+    try:
+        if is_chief():
+            with exclusive_folder(out):
+                return _train(train_samples, val_samples, out, out, config, resume, devices,
+                              shards, verbose)
+        with tempfile.TemporaryDirectory(prefix="mdrnn-worker-") as scratch:
+            return _train(train_samples, val_samples, out, Path(scratch), config, resume,
+                          devices, shards, verbose)
+    except tf.errors.UnavailableError as error:  # a worker of the cluster is gone
+        reason = str(error).split("Collective ops is aborted by: ")[-1].splitlines()[0]
+        raise InputError(f"{out}: training stopped, a worker of the cluster is unreachable "
+                         f"({reason}); start every worker again with --resume") from None
 
 
 def _train(train_samples, val_samples, out: Path, written: Path, config, resume, devices,
