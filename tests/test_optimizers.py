@@ -1,0 +1,170 @@
+"""The Hessian-free optimiser: its Gauss-Newton products checked in float64 against an
+explicit Jacobian product and against finite differences, its CG, and that it learns."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mdrnn.layers import MDLSTM2D
+from mdrnn.optimizers import (
+    HessianFree,
+    conjugate_gradient,
+    softmax_curvature,
+    squared_error_curvature,
+)
+
+
+@pytest.fixture
+def float64():
+    previous = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    yield
+    keras.config.set_floatx(previous)
+
+
+def mdlstm_problem(structural: bool):
+    """A tiny two-direction MDLSTM with a softmax over 3 classes per column, masked:
+    (HessianFree, batch, flat outputs function, hidden function)."""
+    image = keras.Input((4, None, 1), name="image")
+    mask = keras.Input((4, None), name="mask", dtype="bool")
+    hidden = MDLSTM2D(2, directions=("tl", "br"))(image, mask=mask)
+    logits = keras.layers.Dense(3)(keras.ops.mean(hidden, axis=1))
+    model = keras.Model([image, mask], [logits, hidden])
+    rng = np.random.default_rng(0)
+    for weight in model.weights:
+        weight.assign(rng.normal(0, 0.7, weight.shape))
+    widths = np.array([5, 3])
+    batch = {"image": tf.constant(rng.normal(size=(2, 4, 5, 1))),
+             "mask": tf.constant(np.arange(5)[None, None, :] < widths[:, None, None]
+                                 .repeat(4, 1)),
+             "weights": tf.constant((np.arange(5)[None] < widths[:, None]) / 2.0)}
+
+    def outputs(batch):
+        z, h = model([batch["image"], batch["mask"]])
+        return z, [h * tf.cast(batch["mask"], h.dtype)[..., None]] if structural else []
+
+    hf = HessianFree(model.trainable_variables, outputs, loss=None,
+                     curvature=lambda z, b, u: softmax_curvature(z, u, b["weights"]))
+    return hf, batch, outputs
+
+
+def explicit_gauss_newton(hf, batch, outputs, damping, structural):
+    """G + λI + λμS built from full Jacobians (tape.jacobian) and the explicit softmax
+    Hessian diag(y) − y yᵀ of every output position."""
+    params = hf.params
+    with tf.GradientTape(persistent=True) as tape:
+        z, hidden = outputs(batch)
+        zf = tf.reshape(z, [-1])
+        hf_ = tf.concat([tf.reshape(h, [-1]) for h in hidden], 0) if hidden else None
+    jz = tf.concat([tf.reshape(j, [zf.shape[0], -1]) for j in
+                    tape.jacobian(zf, params, unconnected_gradients="zero")], 1)
+    y = tf.nn.softmax(z).numpy().reshape(-1, 3)
+    w = batch["weights"].numpy().reshape(-1)
+    blocks = [w[i] * (np.diag(y[i]) - np.outer(y[i], y[i])) for i in range(len(y))]
+    h_loss = np.zeros((len(zf), len(zf)))
+    for i, block in enumerate(blocks):
+        h_loss[3 * i:3 * i + 3, 3 * i:3 * i + 3] = block
+    g = jz.numpy().T @ h_loss @ jz.numpy() + damping * np.eye(jz.shape[1])
+    if hf_ is not None:
+        jh = tf.concat([tf.reshape(j, [hf_.shape[0], -1]) for j in
+                        tape.jacobian(hf_, params, unconnected_gradients="zero")], 1).numpy()
+        g += damping * structural * jh.T @ jh / 2  # ½‖Δh‖² / (batch size 2)
+    return g
+
+
+@pytest.mark.parametrize("structural", [False, True])
+def test_gauss_newton_product_equals_the_explicit_matrix(float64, structural):
+    hf, batch, outputs = mdlstm_problem(structural)
+    size = sum(int(np.prod(v.shape)) for v in hf.params)
+    v = tf.constant(np.random.default_rng(1).normal(size=size))
+    damping, mu = 0.3, 0.5
+    product = hf.gauss_newton_product(batch, v, damping, mu).numpy()
+    expected = explicit_gauss_newton(hf, batch, outputs, damping, mu if structural else 0) \
+        @ v.numpy()
+    assert np.linalg.norm(product - expected) <= 1e-6 * np.linalg.norm(expected)
+    # Not trivially so: the damping and the structural term change the product.
+    other = hf.gauss_newton_product(batch, v, 0.0, 0.0).numpy()
+    assert np.linalg.norm(other - expected) > 1e-3 * np.linalg.norm(expected)
+
+
+def test_gauss_newton_product_equals_finite_differences(float64):
+    """G v = Jᵀ(H (J v)) with J v and every uᵀ∂z/∂θₖ taken by central differences."""
+    hf, batch, outputs = mdlstm_problem(False)
+    theta = hf._flat(hf.params)
+    rng = np.random.default_rng(2)
+    v = tf.constant(rng.normal(size=theta.shape[0]))
+    eps = 1e-6
+
+    def z_at(delta):
+        hf._move(delta)
+        try:
+            return outputs(batch)[0]
+        finally:
+            hf._move(-delta)
+
+    z = outputs(batch)[0]
+    jv = (z_at(eps * v) - z_at(-eps * v)) / (2 * eps)
+    u = softmax_curvature(z, jv, batch["weights"])
+    columns = []
+    for k in range(theta.shape[0]):
+        e = tf.one_hot(k, theta.shape[0], dtype=theta.dtype) * eps
+        columns.append(float(tf.reduce_sum(u * (z_at(e) - z_at(-e)))) / (2 * eps))
+    expected = np.array(columns)
+    product = hf.gauss_newton_product(batch, v).numpy()
+    assert np.linalg.norm(product - expected) <= 1e-6 * np.linalg.norm(expected)
+
+
+def test_gauss_newton_product_goes_through_keras_rnn_loops(float64):
+    """A tanh RNN (keras.layers.SimpleRNN, a while loop) with squared error: G v = Jᵀ J v."""
+    inputs = keras.Input((7, 2))
+    outputs_ = keras.layers.Dense(1)(keras.layers.SimpleRNN(3, seed=1)(inputs))
+    model = keras.Model(inputs, outputs_)
+    x = tf.constant(np.random.default_rng(3).normal(size=(4, 7, 2)))
+    hf = HessianFree(model.trainable_variables, lambda b: (model(b), []), loss=None,
+                     curvature=lambda z, b, u: squared_error_curvature(z, u, tf.ones(4)))
+    v = tf.constant(np.random.default_rng(4).normal(size=hf._flat(hf.params).shape[0]))
+    with tf.GradientTape() as tape:
+        z = tf.reshape(model(x), [-1])
+    j = tf.concat([tf.reshape(g, [4, -1]) for g in tape.jacobian(z, hf.params)], 1).numpy()
+    expected = j.T @ j @ v.numpy()
+    product = hf.gauss_newton_product(x, v).numpy()
+    assert np.linalg.norm(product - expected) <= 1e-6 * np.linalg.norm(expected)
+
+
+def test_conjugate_gradient_solves_and_saves_iterates_geometrically():
+    rng = np.random.default_rng(5)
+    m = rng.normal(size=(40, 40))
+    a = tf.constant(m @ m.T + 0.1 * np.eye(40))
+    b = tf.constant(rng.normal(size=40))
+    saved = conjugate_gradient(lambda v: tf.linalg.matvec(a, v), b, tf.zeros(40, tf.float64),
+                               max_iterations=200, tolerance=1e-12)
+    assert [i for i, _ in saved][:5] == [5, 7, 9, 11, 15]  # ⌈5·1.3ʲ⌉
+    solution = np.linalg.solve(a.numpy(), b.numpy())
+    assert np.allclose(saved[-1][1].numpy(), solution, rtol=1e-6, atol=1e-8)
+    # Martens' relative-progress rule stops well before exactness at its tolerance.
+    early = conjugate_gradient(lambda v: tf.linalg.matvec(a, v), b, tf.zeros(40, tf.float64),
+                               max_iterations=200)
+    assert early[-1][0] < saved[-1][0]
+
+
+def test_hessian_free_fits_a_softmax_classifier_in_a_few_steps():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(256, 5)).astype("float32")
+    labels = np.argmax(x @ rng.normal(size=(5, 4)), 1)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(16, activation="tanh"),
+                              keras.layers.Dense(4)])
+    batch = (tf.constant(x), tf.constant(labels))
+
+    def loss(z, b):
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(b[1], z))
+
+    hf = HessianFree(model.trainable_variables, lambda b: (model(b[0]), []), loss,
+                     lambda z, b, u: softmax_curvature(z, u, tf.fill([256], 1 / 256)),
+                     damping=1.0, max_cg=50)
+    first = hf.loss_value([batch])
+    records = [hf.step([batch], batch) for _ in range(10)]
+    assert records[-1]["new_loss"] < 0.2 * first
+    assert all(r["new_loss"] <= r["loss"] for r in records)  # the line search never climbs
+    assert int(hf.iterations.numpy()) == 10
+    assert hf.previous.numpy().any() and 0 < float(hf.damping.numpy()) != 1.0
