@@ -138,9 +138,10 @@ class HessianFree:
         self.previous = tf.Variable(tf.zeros(sum(self._sizes), dtype), trainable=False,
                                     name="previous_solution")
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
-        self._gradient = tf.function(self._loss_and_gradient)
-        self._value = tf.function(self._loss_value)
-        self._product = tf.function(self._gauss_newton)
+        # One trace for every batch shape: tracing the double backward is slow.
+        self._gradient = tf.function(self._loss_and_gradient, reduce_retracing=True)
+        self._value = tf.function(self._loss_value, reduce_retracing=True)
+        self._product = tf.function(self._gauss_newton, reduce_retracing=True)
 
     @property
     def variables(self) -> list[tf.Variable]:
@@ -189,7 +190,7 @@ class HessianFree:
         directions = outer.gradient(paired, probes, unconnected_gradients=zero)
         cotangents = [self._curvature(z, batch, directions[0])]
         if hidden:
-            rows = tf.cast(tf.shape(z)[0], vector.dtype)
+            rows = tf.cast(tf.shape(z)[0], tf.float64)
             cotangents += [d * tf.cast(damping * structural / rows, d.dtype)
                            for d in directions[1:]]
         products = tape.gradient(targets, self.params,
@@ -204,10 +205,10 @@ class HessianFree:
         return self._product(batch, vector, tf.constant(damping, tf.float64),
                              tf.constant(structural, tf.float64))
 
-    def loss_and_gradient(self, batches) -> tuple[float, tf.Tensor]:
-        """Mean loss and flat gradient over batches (each batch's mean weighs alike)."""
+    def loss_and_gradient(self, batches) -> tuple[list[float], tf.Tensor]:
+        """Each batch's loss, and the flat gradient of their mean (batches weigh alike)."""
         values, grads = zip(*(self._gradient(batch) for batch in batches))
-        return float(tf.add_n(values)) / len(batches), tf.add_n(grads) / len(batches)
+        return [float(v) for v in values], tf.add_n(grads) / len(batches)
 
     def loss_value(self, batches) -> float:
         return sum(float(self._value(batch)) for batch in batches) / len(batches)
@@ -224,10 +225,12 @@ class HessianFree:
         """One HF step: gradient on `gradient_batches`, curvature on `curvature_batch`.
 
         Returns:
-            loss (before the step), new_loss, rho, damping (the new λ), cg (iterations
-            run), chosen (the iteration backtracked to), rate (α).
+            loss (before the step, and `losses` per gradient batch), new_loss, rho,
+            damping (the new λ), cg (iterations run), chosen (the iteration
+            backtracked to), rate (α).
         """
-        loss, grad = self.loss_and_gradient(gradient_batches)
+        losses, grad = self.loss_and_gradient(gradient_batches)
+        loss = sum(losses) / len(losses)
         damping = float(self.damping.numpy())
 
         def apply(v):
@@ -269,5 +272,6 @@ class HessianFree:
         if rate > 0:
             self._move(rate * p)
         self.iterations.assign_add(1)
-        return {"loss": loss, "new_loss": new_loss, "rho": rho, "damping": damping,
-                "cg": iterates[-1][0], "chosen": iterates[chosen][0], "rate": rate}
+        return {"loss": loss, "losses": losses, "new_loss": new_loss, "rho": rho,
+                "damping": damping, "cg": iterates[-1][0], "chosen": iterates[chosen][0],
+                "rate": rate}

@@ -101,8 +101,16 @@ def _summary(summary: dict) -> str:
               help="The script runs right to left (Arabic, Hebrew): lines are mirrored.")
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam",
-              show_default=True, help="sgd uses momentum 0.9 (Graves: --learning-rate 1e-4).")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd", "hf"]), default="adam",
+              show_default=True,
+              help="sgd uses momentum 0.9 (Graves: --learning-rate 1e-4); hf is Hessian-free "
+                   "(Martens 2010), one step per --hf-batches batches, on one device.")
+@click.option("--hf-batches", type=click.IntRange(min=1), default=4, show_default=True,
+              help="hf: batches per step (gradient on all, curvature on the first).")
+@click.option("--hf-damping", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="hf: the initial damping λ (adapted as it goes).")
+@click.option("--hf-max-cg", type=click.IntRange(min=1), default=50, show_default=True,
+              help="hf: conjugate-gradient iterations per step at most.")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
               help="Default 1e-3 for adam, 1e-4 for sgd.")
 @click.option("--schedule", type=click.Choice(SCHEDULES),
@@ -147,7 +155,8 @@ def _summary(summary: dict) -> str:
 @click.option("--lm-order", type=click.IntRange(1, 20), default=6, show_default=True,
               help="The --lm auto model's longest n-gram.")
 def train_command(train_data, val_data, out, preset, spec_file, height, right_to_left, epochs,
-                  batch_size, optimizer, learning_rate, schedule, lr_factor, lr_patience,
+                  batch_size, optimizer, hf_batches, hf_damping, hf_max_cg, learning_rate,
+                  schedule, lr_factor, lr_patience,
                   patience, augment, dropout, epoch_lines, time_limit, seed, xla,
                   mixed_precision, devices, shards, resume, strict, from_model, lm_mode, lm_order):
     """Train a recogniser; the best model by validation CER is OUT/model.keras."""
@@ -174,7 +183,8 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
                 spec=spec,
                 preprocessing=PreprocessConfig(height=height, right_to_left=right_to_left),
                 epochs=epochs,
-                batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate,
+                batch_size=batch_size, optimizer=optimizer, hf_batches=hf_batches,
+                hf_damping=hf_damping, hf_max_cg=hf_max_cg, learning_rate=learning_rate,
                 schedule=schedule, lr_factor=lr_factor, lr_patience=lr_patience,
                 patience=patience, augment=augment, epoch_lines=epoch_lines,
                 time_limit=None if time_limit is None else 60 * time_limit, seed=seed, xla=xla,

@@ -44,6 +44,7 @@ from mdrnn.pipelines.preprocess import preprocess_line
 from mdrnn.pipelines.progress import EpochProgress
 from mdrnn.pipelines.schedule import learning_rate, run_progress
 from mdrnn.pipelines.train_config import TrainConfig, TrainResult, base_learning_rate
+from mdrnn.pipelines.train_hf import HFSteps
 from mdrnn.pipelines.train_records import write_records
 from mdrnn.pipelines.train_steps import (
     choose_strategy,
@@ -137,8 +138,12 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
                                     preprocessing=preprocessing.to_dict())
             except ValueError as error:  # a spec (--spec FILE) the builder refuses
                 raise InputError(" ".join(str(error).split())) from None
-            optimizer = make_optimizer(config)
-            optimizer.build(model.trainable_variables)
+            if config.optimizer == "hf":
+                optimizer = HFSteps(model, strategy, config.hf_batches,
+                                    damping=config.hf_damping, max_cg=config.hf_max_cg)
+            else:
+                optimizer = make_optimizer(config)
+                optimizer.build(model.trainable_variables)
     finally:
         keras.config.set_dtype_policy(previous_policy)
     if state is not None:
@@ -173,12 +178,21 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
         raise InputError(f"strict: {len(train_data.dropped)} training and "
                          f"{len(val_data.dropped)} validation lines cannot be used (first: "
                          f"{first})")
-    if shards is None:
+    if config.optimizer == "hf":
+        shards = 1  # its curvature products run on the whole batch
+    elif shards is None:
         shards = default_shards(strategy, config.batch_size)
     summary["shards"] = shards
     if shards > 1:
         log.info("each batch is computed in %d shards side by side", shards)
-    step = make_train_step(model, optimizer, strategy, config.batch_size, config.xla, shards)
+    if config.optimizer == "hf":
+        step = optimizer
+    else:
+        compiled = make_train_step(model, optimizer, strategy, config.batch_size, config.xla,
+                                   shards)
+
+        def step(batch):
+            return [float(compiled(batch))]
     predict = padded_forward(model, xla=config.xla, rows=config.batch_size)
     writer = tf.summary.create_file_writer(str(written / "tensorboard"))
 
@@ -202,13 +216,19 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
                                 show=None if verbose else False)
         losses = []
         for batch in strategy.experimental_distribute_dataset(batches):
-            losses.append(float(step(batch)))
-            display.update(losses[-1], config.batch_size)
+            for loss in step(batch):  # HF: none until it holds a step's batches
+                losses.append(loss)
+                display.update(loss, config.batch_size)
+        for loss in step.flush() if config.optimizer == "hf" else []:
+            losses.append(loss)
+            display.update(loss, config.batch_size)
         display.close()
         train_seconds = time.monotonic() - started
         lines = len(losses) * config.batch_size
         rates, _ = evaluate_dataset(predict, val_data)
         elapsed += time.monotonic() - started
+        if config.optimizer == "hf":  # its step size is set by the damping λ: logged there
+            rate = float(optimizer.hf.damping.numpy())
         row = {"epoch": epoch, "learning_rate": rate, "loss": float(np.mean(losses)),
                "val_cer": rates.cer, "val_wer": rates.wer, "val_line_accuracy": rates.line_accuracy,
                "lines_per_s": lines / train_seconds, "seconds": elapsed}

@@ -18,7 +18,9 @@ class TrainConfig:
         preprocessing: the preprocessing config as a dict.
         epochs: maximum number of epochs.
         batch_size: lines per step (over all devices).
-        optimizer: "adam", or "sgd" with momentum (Graves: lr 1e-4, momentum 0.9).
+        optimizer: "adam", "sgd" with momentum (Graves: lr 1e-4, momentum 0.9), or
+            "hf": Hessian-free (`mdrnn.pipelines.train_hf`; no learning rate: the
+            log's learning_rate column holds the damping λ after each epoch).
         learning_rate: default 1e-3 for adam, 1e-4 for sgd; the rate of the first epoch.
         schedule: "constant", "cosine" (to 0 over `epochs`, or over `time_limit` if
             that comes first) or "plateau" (times `lr_factor` after `lr_patience`
@@ -41,6 +43,9 @@ class TrainConfig:
             spec's (or, with `initial_model`, the model's); None keeps it.
         strict: stop before training if any line cannot be used (unreadable, too
             wide, too dense for the network) instead of skipping it.
+        hf_batches: for hf, batches per step (gradient on all, curvature on the first).
+        hf_damping: for hf, the initial damping λ.
+        hf_max_cg: for hf, conjugate-gradient iterations per step at most.
     """
 
     spec: str | dict = "graves2009"
@@ -65,16 +70,22 @@ class TrainConfig:
     initial_model: str | None = None
     dropout: float | None = None
     strict: bool = False
+    hf_batches: int = 4
+    hf_damping: float = 1.0
+    hf_max_cg: int = 50
 
     def __post_init__(self):
         if isinstance(self.preprocessing, dict):  # as stored in a checkpoint
             self.preprocessing = PreprocessConfig.from_dict(self.preprocessing)
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.optimizer not in ("adam", "sgd", "hf"):
+            raise ValueError(f"optimizer must be 'adam', 'sgd' or 'hf', got "
+                             f"{self.optimizer!r}")
         check_schedule(self.schedule, self.lr_factor, self.lr_patience)
-        for name in ("epochs", "batch_size", "patience"):
+        if self.hf_damping <= 0:
+            raise ValueError(f"hf_damping must be > 0, got {self.hf_damping!r}")
+        for name in ("epochs", "batch_size", "patience", "hf_batches", "hf_max_cg"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 

@@ -1,0 +1,68 @@
+"""`mdrnn train --optimizer hf`: Hessian-free training of a recogniser, resumed exactly."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_train import TINY, lines, tiny_config  # noqa: F401
+
+import mdrnn.pipelines.train as training
+from mdrnn.pipelines.cli import main
+from mdrnn.pipelines.train import train
+
+
+def hf_config(**kwargs):
+    return tiny_config(optimizer="hf", hf_batches=3, hf_max_cg=8, **kwargs)
+
+
+@pytest.mark.slow
+def test_hf_training_lowers_the_loss_and_resumes_exactly(tmp_path, lines, monkeypatch):  # noqa: F811
+    config = hf_config(epochs=3)
+    whole = train(*lines, tmp_path / "whole", config, verbose=0)
+    losses = [row["loss"] for row in whole.history]
+    assert losses[-1] < 0.8 * losses[0]
+    dampings = [row["learning_rate"] for row in whole.history]  # λ after each epoch
+    assert len(set(dampings)) > 1 and all(d > 0 for d in dampings)
+
+    save = training.save_checkpoint
+
+    def save_then_die(folder, model, optimizer, state):
+        save(folder, model, optimizer, state)
+        if state["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(*lines, tmp_path / "cut", config, verbose=0)
+    monkeypatch.setattr(training, "save_checkpoint", save)
+    resumed = train(*lines, tmp_path / "cut", config, resume=True, verbose=0)
+    # λ and the last CG solution came back from the checkpoint: the same steps follow.
+    assert [r["loss"] for r in resumed.history] == losses
+    assert [r["learning_rate"] for r in resumed.history] == dampings
+    for a, b in zip(*(keras.models.load_model(tmp_path / run / "model.keras").variables
+                      for run in ("cut", "whole")), strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_the_cli_takes_hf_and_its_settings(tmp_path):
+    (tmp_path / "spec.json").write_text(json.dumps(TINY))
+    result = CliRunner().invoke(main, [
+        "train", "--train", "digits:train:8", "--val", "digits:val:4", "--out",
+        str(tmp_path / "run"), "--spec", str(tmp_path / "spec.json"), "--height", "16",
+        "--epochs", "1",
+        "--batch-size", "4", "--no-xla", "--optimizer", "hf", "--hf-batches", "2",
+        "--hf-damping", "3", "--hf-max-cg", "3"])
+    assert result.exit_code == 0, result.output
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert {k: state["config"][k] for k in ("optimizer", "hf_batches", "hf_damping",
+                                            "hf_max_cg")} == {
+        "optimizer": "hf", "hf_batches": 2, "hf_damping": 3.0, "hf_max_cg": 3}
+    # The checkpoint holds HF's state (λ, the last CG solution, the steps: one, on
+    # the 2 batches of 4 lines), and the log's learning_rate column its λ.
+    with np.load(tmp_path / "run" / "checkpoint" / "optimizer.npz") as saved:
+        damping, solution, steps = (saved[f"arr_{i}"] for i in range(3))
+    assert steps == 1 and solution.any()
+    assert state["history"][0]["learning_rate"] == pytest.approx(float(damping))
+    assert (tmp_path / "run" / "model.keras").is_file()
