@@ -145,7 +145,8 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
                 optimizer = make_optimizer(config)
                 optimizer.build(model.trainable_variables)
     finally:
-        keras.config.set_dtype_policy(previous_policy)
+        if config.mixed_precision:  # else leave the global policy as it was, unset
+            keras.config.set_dtype_policy(previous_policy)
     if state is not None:
         state = restore_checkpoint(folder, model, optimizer)
         log.info("resuming %s after epoch %d", out, state["epoch"])

@@ -17,10 +17,12 @@ from mdrnn.optimizers import (
 
 @pytest.fixture
 def float64():
-    previous = keras.config.floatx()
+    previous, policy = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
     yield
     keras.config.set_floatx(previous)
+    keras.config.set_dtype_policy(policy)
 
 
 def mdlstm_problem(structural: bool):
