@@ -29,14 +29,18 @@ class HFSteps:
         model: the recogniser (dropout is not applied: HF needs one function).
         strategy: the run's strategy; HF trains on one device.
         batches: training batches per HF step.
-        **options: `HessianFree`'s damping, structural (unused: μ = 0), max_cg.
+        **options: `HessianFree`'s damping and max_cg (no structural damping here).
+
+    Its steps run as `tf.function`s without XLA: the double backward pass of the
+    Gauss-Newton products goes through the MDLSTM's hand-written gradient.
     """
 
     def __init__(self, model, strategy, batches: int, **options):
         if strategy.num_replicas_in_sync > 1:
             raise InputError("--optimizer hf trains on one device; drop --devices or "
                              "TF_CONFIG")
-        self.model, self.batches, self.learning_rate = model, batches, None
+        self.model, self.batches = model, batches
+        self.learning_rate = None  # set by the training loop, unused
         self._pending: list[dict] = []
         self.hf = HessianFree(model.trainable_variables, self._outputs, self._loss,
                               self._curvature, **options)
@@ -45,9 +49,6 @@ class HFSteps:
     @property
     def variables(self):
         return self.hf.variables
-
-    def build(self, variables) -> None:
-        """Nothing to build (the optimiser interface of the training loop)."""
 
     def _outputs(self, batch):
         return self.model({"image": batch["image"], "width": batch["width"]},
