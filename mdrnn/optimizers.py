@@ -44,6 +44,8 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
+from mdrnn.conjugate_gradient import conjugate_gradient
+
 __all__ = ["HessianFree", "conjugate_gradient", "softmax_curvature",
            "squared_error_curvature"]
 
@@ -60,46 +62,6 @@ def softmax_curvature(logits: tf.Tensor, u: tf.Tensor, weights: tf.Tensor) -> tf
 def squared_error_curvature(outputs: tf.Tensor, u: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
     """H u for ½ Σ (z − t)²: u, times `weights` (one per position)."""
     return tf.cast(weights, u.dtype)[..., None] * u
-
-
-def conjugate_gradient(apply: Callable, b: tf.Tensor, x0: tf.Tensor, max_iterations: int,
-                       min_iterations: int = 1, tolerance: float = 5e-4
-                       ) -> list[tuple[int, tf.Tensor]]:
-    """Minimise φ(x) = ½ xᵀAx − bᵀx from x0 by conjugate gradient, Martens' way.
-
-    Stops at `max_iterations`, or when φ < 0 made relatively little progress over
-    the last k = max(10, ⌈0.1 i⌉) iterations: (φᵢ − φᵢ₋ₖ)/φᵢ < k·tolerance; also
-    if pᵀAp ≤ 0 (no positive curvature).
-
-    Returns:
-        (iteration, x) at iterations ⌈5·1.3ʲ⌉ and at the last one, in order.
-    """
-    x = x0
-    r = apply(x0) - b
-    p, rr = -r, tf.reduce_sum(r * r)
-    values, saved, next_save, i = [], [], 5.0, 0
-    for i in range(1, max_iterations + 1):
-        ap = apply(p)
-        curvature = float(tf.reduce_sum(p * ap))
-        if curvature <= 0 or not math.isfinite(curvature):
-            i -= 1
-            break
-        alpha = rr / curvature
-        x, r = x + alpha * p, r + alpha * ap
-        rr_new = tf.reduce_sum(r * r)
-        p, rr = -r + (rr_new / rr) * p, rr_new
-        values.append(float(0.5 * tf.reduce_sum((r - b) * x)))
-        if i == math.ceil(next_save):
-            saved.append((i, x))
-            next_save *= 1.3
-        gap = max(math.ceil(0.1 * i), 10)
-        if i > gap and i >= min_iterations:
-            before, now = values[i - gap - 1], values[-1]
-            if before < 0 and (now - before) / now < tolerance * gap:
-                break
-    if not saved or saved[-1][0] != i:
-        saved.append((i, x))
-    return saved
 
 
 class HessianFree:
@@ -119,12 +81,21 @@ class HessianFree:
         min_cg: at least.
         decay: CG starts from `decay` times the previous solution.
         line_search: take the backtracking line search (else α = 1).
+        xla: compile the Gauss-Newton products with XLA (they hold no loss, only the
+            outputs and their curvature, which must then be XLA-compilable).
+        shards: compute the products on this many parts of the curvature batch as
+            independent calls, which TensorFlow runs side by side (XLA's CPU code
+            runs one call on one core); the parts' products are weighted by their
+            share of the batch's rows, which is exact for mean losses.
+        loss_outputs: batch -> z for the loss and gradient passes (e.g. a forward
+            pass compiled with XLA, the loss outside it); default `outputs`.
     """
 
     def __init__(self, variables: Sequence[tf.Variable], outputs: Callable, loss: Callable,
                  curvature: Callable, *, damping: float = 1.0, structural: float = 0.0,
                  max_cg: int = 250, min_cg: int = 1, decay: float = 0.95,
-                 line_search: bool = True):
+                 line_search: bool = True, xla: bool = False, shards: int = 1,
+                 loss_outputs: Callable | None = None):
         # Keras 3 variables wrap a tf.Variable, which forward-mode autodiff needs.
         self.params = [v.value if isinstance(getattr(v, "value", None), tf.Variable) else v
                        for v in variables]
@@ -132,6 +103,8 @@ class HessianFree:
         self._sizes = [int(v.shape.num_elements()) for v in self.params]
         dtype = self.params[0].dtype
         self._outputs, self._loss, self._curvature = outputs, loss, curvature
+        self._loss_outputs = loss_outputs or (lambda batch: outputs(batch)[0])
+        self.shards = shards
         self.structural, self.max_cg, self.min_cg = structural, max_cg, min_cg
         self.decay, self.line_search = decay, line_search
         self.damping = tf.Variable(damping, dtype=tf.float64, trainable=False, name="damping")
@@ -141,7 +114,9 @@ class HessianFree:
         # One trace for every batch shape: tracing the double backward is slow.
         self._gradient = tf.function(self._loss_and_gradient, reduce_retracing=True)
         self._value = tf.function(self._loss_value, reduce_retracing=True)
-        self._product = tf.function(self._gauss_newton, reduce_retracing=True)
+        self._shard_product = tf.function(self._gauss_newton, reduce_retracing=True,
+                                          jit_compile=xla)
+        self._product = tf.function(self._sharded_product, reduce_retracing=True)
 
     @property
     def variables(self) -> list[tf.Variable]:
@@ -162,8 +137,7 @@ class HessianFree:
             variable.assign_add(delta)
 
     def _loss_value(self, batch):
-        z, _ = self._outputs(batch)
-        return self._loss(z, batch)
+        return self._loss(self._loss_outputs(batch), batch)
 
     def _loss_and_gradient(self, batch):
         with tf.GradientTape() as tape:
@@ -199,6 +173,21 @@ class HessianFree:
         del tape
         return self._flat(products) + tf.cast(damping, vector.dtype) * vector
 
+    def _sharded_product(self, batch, vector, damping, structural):
+        rows = tf.shape(tf.nest.flatten(batch)[0])[0]
+        if self.shards == 1:
+            return self._shard_product(batch, vector, damping, structural)
+        sizes = [rows // self.shards + tf.cast(i < rows % self.shards, tf.int32)
+                 for i in range(self.shards)]
+        leaves = [tf.split(t, tf.stack(sizes), num=self.shards)
+                  for t in tf.nest.flatten(batch)]
+        total = 0
+        for i, size in enumerate(sizes):
+            part = tf.nest.pack_sequence_as(batch, [pieces[i] for pieces in leaves])
+            share = tf.cast(size, vector.dtype) / tf.cast(rows, vector.dtype)
+            total += share * self._shard_product(part, vector, damping, structural)
+        return total
+
     def gauss_newton_product(self, batch, vector: tf.Tensor, damping: float = 0.0,
                              structural: float = 0.0) -> tf.Tensor:
         """(G + λI + λμS)·vector on a batch, vector flat in the order of the variables."""
@@ -211,15 +200,23 @@ class HessianFree:
         return [float(v) for v in values], tf.add_n(grads) / len(batches)
 
     def loss_value(self, batches) -> float:
-        return sum(float(self._value(batch)) for batch in batches) / len(batches)
+        """The mean loss on batches; +inf where it is not finite (a step to reject)."""
+        value = sum(float(self._value(batch)) for batch in batches) / len(batches)
+        return value if math.isfinite(value) else math.inf
+
+    def _set(self, flat) -> None:
+        for variable, value in zip(self.params, self._split(flat), strict=True):
+            variable.assign(value)
 
     def _at(self, flat, batches) -> float:
-        """f(θ + flat) on batches, θ left as it was."""
-        self._move(flat)
+        """f(θ + flat) on batches; θ is put back exactly (θ + p − p would not be, in
+        floating point, when p is large)."""
+        theta = self._flat(self.params)
+        self._set(theta + flat)
         try:
             return self.loss_value(batches)
         finally:
-            self._move(-flat)
+            self._set(theta)
 
     def step(self, gradient_batches: Sequence, curvature_batch) -> dict:
         """One HF step: gradient on `gradient_batches`, curvature on `curvature_batch`.
@@ -232,11 +229,17 @@ class HessianFree:
         losses, grad = self.loss_and_gradient(gradient_batches)
         loss = sum(losses) / len(losses)
         damping = float(self.damping.numpy())
+        if not (math.isfinite(loss) and bool(tf.reduce_all(tf.math.is_finite(grad)))):
+            self.iterations.assign_add(1)  # no step on a batch without a gradient
+            return {"loss": loss, "losses": losses, "new_loss": loss, "rho": math.nan,
+                    "damping": damping, "cg": 0, "chosen": 0, "rate": 0.0}
 
         def apply(v):
             return self.gauss_newton_product(curvature_batch, v, damping, self.structural)
 
         x0 = tf.cast(self.decay, grad.dtype) * self.previous
+        if not bool(tf.reduce_all(tf.math.is_finite(x0))):
+            x0 = tf.zeros_like(grad)
         iterates = conjugate_gradient(apply, -grad, x0, self.max_cg, self.min_cg)
         self.previous.assign(iterates[-1][1])
         # CG backtracking: from the last iterate back while f keeps falling.

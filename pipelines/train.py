@@ -50,6 +50,7 @@ from mdrnn.pipelines.train_steps import (
     choose_strategy,
     default_shards,
     evaluate_dataset,
+    has_keras_rnn,
     is_chief,
     make_optimizer,
     make_train_step,
@@ -138,8 +139,11 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
                                     preprocessing=preprocessing.to_dict())
             except ValueError as error:  # a spec (--spec FILE) the builder refuses
                 raise InputError(" ".join(str(error).split())) from None
-            if config.optimizer == "hf":
-                optimizer = HFSteps(model, strategy, config.hf_batches,
+            if shards is None:
+                shards = default_shards(strategy, config.batch_size)
+            if config.optimizer == "hf":  # its shards split the curvature products
+                optimizer = HFSteps(model, strategy, config.hf_batches, shards=shards,
+                                    xla=config.xla and not has_keras_rnn(model),
                                     damping=config.hf_damping, max_cg=config.hf_max_cg)
             else:
                 optimizer = make_optimizer(config)
@@ -179,10 +183,6 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
         raise InputError(f"strict: {len(train_data.dropped)} training and "
                          f"{len(val_data.dropped)} validation lines cannot be used (first: "
                          f"{first})")
-    if config.optimizer == "hf":
-        shards = 1  # its curvature products run on the whole batch
-    elif shards is None:
-        shards = default_shards(strategy, config.batch_size)
     summary["shards"] = shards
     if shards > 1:
         log.info("each batch is computed in %d shards side by side", shards)

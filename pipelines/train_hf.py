@@ -29,21 +29,29 @@ class HFSteps:
         model: the recogniser (dropout is not applied: HF needs one function).
         strategy: the run's strategy; HF trains on one device.
         batches: training batches per HF step.
+        xla: compile the forward pass and the Gauss-Newton products with XLA (the
+            CTC loss and its gradient run outside, as in first-order training).
+        shards: parts of the curvature batch whose products run side by side.
         **options: `HessianFree`'s damping and max_cg (no structural damping here).
-
-    Its steps run as `tf.function`s without XLA: the double backward pass of the
-    Gauss-Newton products goes through the MDLSTM's hand-written gradient.
     """
 
-    def __init__(self, model, strategy, batches: int, **options):
+    def __init__(self, model, strategy, batches: int, xla: bool = True, shards: int = 1,
+                 **options):
         if strategy.num_replicas_in_sync > 1:
             raise InputError("--optimizer hf trains on one device; drop --devices or "
                              "TF_CONFIG")
         self.model, self.batches = model, batches
         self.learning_rate = None  # set by the training loop, unused
         self._pending: list[dict] = []
+        # The products are compiled whole; the loss passes compile the forward pass
+        # alone (CTC's kernel runs outside XLA), as first-order training does.
+        forward = tf.function(
+            lambda image, width: model({"image": image, "width": width}, training=False),
+            jit_compile=xla)
         self.hf = HessianFree(model.trainable_variables, self._outputs, self._loss,
-                              self._curvature, **options)
+                              self._curvature, xla=xla, shards=shards,
+                              loss_outputs=lambda b: forward(b["image"], b["width"]),
+                              **options)
         self.last: dict = {}
 
     @property

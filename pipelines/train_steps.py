@@ -31,7 +31,7 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     return optimizer
 
 
-def _has_keras_rnn(model) -> bool:
+def has_keras_rnn(model) -> bool:
     return any(isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))
                for layer in model.layers)
 
@@ -67,7 +67,7 @@ def make_train_step(model, optimizer, strategy, global_batch: int, xla: bool = T
     concurrently on its inter-op threads; their gradients are summed, so the update
     is the one of the whole batch (up to the order of floating-point sums).
     """
-    compiled = xla and not _has_keras_rnn(model)
+    compiled = xla and not has_keras_rnn(model)
     forward = tf.function(lambda image, width: model({"image": image, "width": width},
                                                      training=True), jit_compile=compiled)
     scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)

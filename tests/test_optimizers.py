@@ -25,9 +25,9 @@ def float64():
     keras.config.set_dtype_policy(policy)
 
 
-def mdlstm_problem(structural: bool):
-    """A tiny two-direction MDLSTM with a softmax over 3 classes per column, masked:
-    (HessianFree, batch, flat outputs function, hidden function)."""
+def mdlstm_problem(structural: bool, **options):
+    """A tiny two-direction MDLSTM with a softmax over 3 classes per column, masked, its
+    loss a mean over the lines: (HessianFree, batch, outputs function)."""
     image = keras.Input((4, None, 1), name="image")
     mask = keras.Input((4, None), name="mask", dtype="bool")
     hidden = MDLSTM2D(2, directions=("tl", "br"))(image, mask=mask)
@@ -40,14 +40,17 @@ def mdlstm_problem(structural: bool):
     batch = {"image": tf.constant(rng.normal(size=(2, 4, 5, 1))),
              "mask": tf.constant(np.arange(5)[None, None, :] < widths[:, None, None]
                                  .repeat(4, 1)),
-             "weights": tf.constant((np.arange(5)[None] < widths[:, None]) / 2.0)}
+             "columns": tf.constant((np.arange(5)[None] < widths[:, None]) * 1.0)}
 
     def outputs(batch):
         z, h = model([batch["image"], batch["mask"]])
         return z, [h * tf.cast(batch["mask"], h.dtype)[..., None]] if structural else []
 
-    hf = HessianFree(model.trainable_variables, outputs, loss=None,
-                     curvature=lambda z, b, u: softmax_curvature(z, u, b["weights"]))
+    def curvature(z, batch, u):
+        return softmax_curvature(z, u, batch["columns"] / tf.cast(tf.shape(z)[0], z.dtype))
+
+    hf = HessianFree(model.trainable_variables, outputs, loss=None, curvature=curvature,
+                     **options)
     return hf, batch, outputs
 
 
@@ -62,7 +65,7 @@ def explicit_gauss_newton(hf, batch, outputs, damping, structural):
     jz = tf.concat([tf.reshape(j, [zf.shape[0], -1]) for j in
                     tape.jacobian(zf, params, unconnected_gradients="zero")], 1)
     y = tf.nn.softmax(z).numpy().reshape(-1, 3)
-    w = batch["weights"].numpy().reshape(-1)
+    w = batch["columns"].numpy().reshape(-1) / 2
     blocks = [w[i] * (np.diag(y[i]) - np.outer(y[i], y[i])) for i in range(len(y))]
     h_loss = np.zeros((len(zf), len(zf)))
     for i, block in enumerate(blocks):
@@ -90,6 +93,19 @@ def test_gauss_newton_product_equals_the_explicit_matrix(float64, structural):
     assert np.linalg.norm(other - expected) > 1e-3 * np.linalg.norm(expected)
 
 
+@pytest.mark.parametrize("structural", [False, True])
+def test_sharded_compiled_products_equal_the_explicit_matrix(float64, structural):
+    """Two parts of the batch, each product compiled with XLA: weighted by their rows,
+    they sum to the whole batch's product."""
+    hf, batch, outputs = mdlstm_problem(structural, shards=2, xla=True)
+    size = sum(int(np.prod(v.shape)) for v in hf.params)
+    v = tf.constant(np.random.default_rng(1).normal(size=size))
+    product = hf.gauss_newton_product(batch, v, 0.3, 0.5).numpy()
+    expected = explicit_gauss_newton(hf, batch, outputs, 0.3, 0.5 if structural else 0) \
+        @ v.numpy()
+    assert np.linalg.norm(product - expected) <= 1e-6 * np.linalg.norm(expected)
+
+
 def test_gauss_newton_product_equals_finite_differences(float64):
     """G v = Jᵀ(H (J v)) with J v and every uᵀ∂z/∂θₖ taken by central differences."""
     hf, batch, outputs = mdlstm_problem(False)
@@ -107,7 +123,7 @@ def test_gauss_newton_product_equals_finite_differences(float64):
 
     z = outputs(batch)[0]
     jv = (z_at(eps * v) - z_at(-eps * v)) / (2 * eps)
-    u = softmax_curvature(z, jv, batch["weights"])
+    u = softmax_curvature(z, jv, batch["columns"] / 2)
     columns = []
     for k in range(theta.shape[0]):
         e = tf.one_hot(k, theta.shape[0], dtype=theta.dtype) * eps
@@ -150,7 +166,8 @@ def test_conjugate_gradient_solves_and_saves_iterates_geometrically():
     assert early[-1][0] < saved[-1][0]
 
 
-def test_hessian_free_fits_a_softmax_classifier_in_a_few_steps():
+def softmax_classifier():
+    """(HessianFree, batch, model): a small tanh net on 256 points of 4 classes."""
     rng = np.random.default_rng(6)
     x = rng.normal(size=(256, 5)).astype("float32")
     labels = np.argmax(x @ rng.normal(size=(5, 4)), 1)
@@ -164,6 +181,33 @@ def test_hessian_free_fits_a_softmax_classifier_in_a_few_steps():
     hf = HessianFree(model.trainable_variables, lambda b: (model(b[0]), []), loss,
                      lambda z, b, u: softmax_curvature(z, u, tf.fill([256], 1 / 256)),
                      damping=1.0, max_cg=50)
+    return hf, batch, model
+
+
+def test_trial_points_leave_the_weights_exactly_as_they_were():
+    """A huge trial step (θ + p − p in float32 would lose θ) and a non-finite loss."""
+    hf, batch, model = softmax_classifier()
+    before = [w.numpy().copy() for w in model.weights]
+    size = sum(int(np.prod(w.shape)) for w in model.weights)
+    assert hf._at(tf.fill([size], 1e9), [batch]) > 0
+    assert hf._at(tf.fill([size], np.inf), [batch]) == np.inf  # rejected, not NaN
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, model.weights))
+
+
+def test_a_batch_without_a_finite_gradient_makes_no_step():
+    hf, batch, model = softmax_classifier()
+    hf.step([batch], batch)
+    weights, previous = [w.numpy().copy() for w in model.weights], hf.previous.numpy()
+    bad = (tf.fill(batch[0].shape, np.nan), batch[1])
+    record = hf.step([bad], bad)
+    assert record["rate"] == 0 and record["cg"] == 0
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(weights, model.weights))
+    assert np.array_equal(previous, hf.previous.numpy())
+    assert hf.step([batch], batch)["rate"] > 0  # and goes on from there
+
+
+def test_hessian_free_fits_a_softmax_classifier_in_a_few_steps():
+    hf, batch, _ = softmax_classifier()
     first = hf.loss_value([batch])
     records = [hf.step([batch], batch) for _ in range(10)]
     assert records[-1]["new_loss"] < 0.2 * first
