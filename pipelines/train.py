@@ -210,7 +210,7 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
                              factor=config.lr_factor, patience=config.lr_patience)
         optimizer.learning_rate = rate
         batches = _epoch_batches(train_data, config, epoch)
-        if epoch == start_epoch and config.xla and config.optimizer != "hf":
+        if epoch == start_epoch and config.xla:
             log.info("epoch %d: compiling the training step with XLA first (a few minutes "
                      "on a CPU, once per line width)", epoch)
         display = EpochProgress(epoch, config.epochs, int(batches.cardinality()),
