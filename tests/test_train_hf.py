@@ -18,8 +18,9 @@ def hf_config(**kwargs):
 
 
 @pytest.mark.slow
-def test_hf_training_lowers_the_loss_and_resumes_exactly(tmp_path, lines, monkeypatch):  # noqa: F811
-    config = hf_config(epochs=3)
+@pytest.mark.parametrize("xla", [False, True])
+def test_hf_training_lowers_the_loss_and_resumes_exactly(tmp_path, lines, monkeypatch, xla):  # noqa: F811
+    config = hf_config(epochs=3, xla=xla)
     whole = train(*lines, tmp_path / "whole", config, verbose=0)
     losses = [row["loss"] for row in whole.history]
     assert losses[-1] < 0.8 * losses[0]
