@@ -174,9 +174,9 @@ class HessianFree:
         return self._flat(products) + tf.cast(damping, vector.dtype) * vector
 
     def _sharded_product(self, batch, vector, damping, structural):
-        rows = tf.shape(tf.nest.flatten(batch)[0])[0]
         if self.shards == 1:
             return self._shard_product(batch, vector, damping, structural)
+        rows = tf.shape(tf.nest.flatten(batch)[0])[0]
         sizes = [rows // self.shards + tf.cast(i < rows % self.shards, tf.int32)
                  for i in range(self.shards)]
         leaves = [tf.split(t, tf.stack(sizes), num=self.shards)
@@ -238,8 +238,6 @@ class HessianFree:
             return self.gauss_newton_product(curvature_batch, v, damping, self.structural)
 
         x0 = tf.cast(self.decay, grad.dtype) * self.previous
-        if not bool(tf.reduce_all(tf.math.is_finite(x0))):
-            x0 = tf.zeros_like(grad)
         iterates = conjugate_gradient(apply, -grad, x0, self.max_cg, self.min_cg)
         self.previous.assign(iterates[-1][1])
         # CG backtracking: from the last iterate back while f keeps falling.
