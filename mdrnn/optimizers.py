@@ -15,8 +15,9 @@ Newton steps. Each `step`:
 4. computes the reduction ratio ρ = (f(θ+p) − f(θ)) / (gᵀp + ½ pᵀGp) on the
    curvature batch (undamped G; ρ = −∞ if f rose) and sets λ ← 3/2 λ if ρ < 1/4,
    λ ← 2/3 λ if ρ > 3/4 (Levenberg-Marquardt);
-5. takes θ ← θ + αp, α from a backtracking line search (α ← 0.8 α while
-   f(θ+αp) > f(θ) + 10⁻² α gᵀp, at most 60 times, else no step).
+5. takes θ ← θ + αp, α from a backtracking line search from α = `scale` (1, or
+   less under a step-size schedule): α ← 0.8 α while f(θ+αp) > f(θ) + 10⁻² α gᵀp,
+   at most 60 times, else no step.
 
 G·v takes one forward pass and three backward ones: J·v by the double-backward
 trick (Jᵀu is linear in u, so the gradient in u of ⟨Jᵀu, v⟩ is J·v; this goes
@@ -196,43 +197,68 @@ class HessianFree:
 
     def loss_and_gradient(self, batches) -> tuple[list[float], tf.Tensor]:
         """Each batch's loss, and the flat gradient of their mean (batches weigh alike)."""
+        losses, grad, _ = self._losses_gradient_noise(batches)
+        return losses, grad
+
+    def _losses_gradient_noise(self, batches):
+        """As `loss_and_gradient`, with the gradient's estimated relative error: the
+        standard error of the mean of the batches' gradients over its norm,
+        sqrt(Σ‖gᵢ − ḡ‖² / (k(k − 1))) / ‖ḡ‖ (NaN for one batch)."""
         values, grads = zip(*(self._gradient(batch) for batch in batches))
-        return [float(v) for v in values], tf.add_n(grads) / len(batches)
+        k = len(grads)
+        grad = tf.add_n(grads) / k
+        norm = float(tf.norm(tf.cast(grad, tf.float64)))
+        noise = math.nan
+        if k > 1 and norm > 0:
+            spread = sum(float(tf.reduce_sum(tf.square(tf.cast(g - grad, tf.float64))))
+                         for g in grads)
+            noise = math.sqrt(spread / (k * (k - 1))) / norm
+        return [float(v) for v in values], grad, noise
 
     def loss_value(self, batches) -> float:
         """The mean loss on batches; +inf where it is not finite (a step to reject)."""
         value = sum(float(self._value(batch)) for batch in batches) / len(batches)
         return value if math.isfinite(value) else math.inf
 
-    def _set(self, flat) -> None:
+    def flat_weights(self) -> tf.Tensor:
+        """The variables' values as one flat vector (a copy)."""
+        return self._flat(self.params)
+
+    def set_flat_weights(self, flat) -> None:
+        """Set the variables from a flat vector in their order."""
         for variable, value in zip(self.params, self._split(flat), strict=True):
             variable.assign(value)
 
     def _at(self, flat, batches) -> float:
         """f(θ + flat) on batches; θ is put back exactly (θ + p − p would not be, in
         floating point, when p is large)."""
-        theta = self._flat(self.params)
-        self._set(theta + flat)
+        theta = self.flat_weights()
+        self.set_flat_weights(theta + flat)
         try:
             return self.loss_value(batches)
         finally:
-            self._set(theta)
+            self.set_flat_weights(theta)
 
-    def step(self, gradient_batches: Sequence, curvature_batch) -> dict:
+    def step(self, gradient_batches: Sequence, curvature_batch, scale: float = 1.0) -> dict:
         """One HF step: gradient on `gradient_batches`, curvature on `curvature_batch`.
+
+        `scale` (1, or less) is the share of the step taken: the line search starts from
+        α = scale instead of 1 (a step-size schedule; λ still adapts to the whole step).
 
         Returns:
             loss (before the step, and `losses` per gradient batch), new_loss, rho,
             damping (the new λ), cg (iterations run), chosen (the iteration
-            backtracked to), rate (α).
+            backtracked to), rate (α), gradient_noise (the gradient's estimated
+            relative error, from the spread of the gradient batches' gradients).
         """
-        losses, grad = self.loss_and_gradient(gradient_batches)
+        losses, grad, noise = self._losses_gradient_noise(gradient_batches)
         loss = sum(losses) / len(losses)
         damping = float(self.damping.numpy())
         if not (math.isfinite(loss) and bool(tf.reduce_all(tf.math.is_finite(grad)))):
             self.iterations.assign_add(1)  # no step on a batch without a gradient
             return {"loss": loss, "losses": losses, "new_loss": loss, "rho": math.nan,
-                    "damping": damping, "cg": 0, "chosen": 0, "rate": 0.0}
+                    "damping": damping, "cg": 0, "chosen": 0, "rate": 0.0,
+                    "gradient_noise": math.nan}
 
         def apply(v):
             return self.gauss_newton_product(curvature_batch, v, damping, self.structural)
@@ -261,8 +287,12 @@ class HessianFree:
         elif rho > 0.75:
             damping *= 2 / 3
         self.damping.assign(damping)
-        rate = 1.0
-        if self.line_search:
+        rate = float(scale)
+        if rate <= 0:  # the end of a schedule: no step
+            rate, new_loss = 0.0, loss
+        elif rate != 1.0:
+            new_loss = self._at(rate * p, gradient_batches)
+        if self.line_search and rate > 0:
             for _ in range(60):
                 if new_loss <= loss + 1e-2 * rate * slope:
                     break
@@ -275,4 +305,4 @@ class HessianFree:
         self.iterations.assign_add(1)
         return {"loss": loss, "losses": losses, "new_loss": new_loss, "rho": rho,
                 "damping": damping, "cg": iterates[-1][0], "chosen": iterates[chosen][0],
-                "rate": rate}
+                "rate": rate, "gradient_noise": noise}

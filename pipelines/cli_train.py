@@ -111,8 +111,13 @@ def _summary(summary: dict) -> str:
               show_default=True, help="hf: the initial damping λ (adapted as it goes).")
 @click.option("--hf-max-cg", type=click.IntRange(min=1), default=50, show_default=True,
               help="hf: conjugate-gradient iterations per step at most.")
+@click.option("--hf-average", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True,
+              help="hf: validate and save a moving average of the weights over steps with "
+                   "this decay (e.g. 0.95; 0: the weights themselves).")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
-              help="Default 1e-3 for adam, 1e-4 for sgd.")
+              help="Default 1e-3 for adam, 1e-4 for sgd; for hf the share of each step taken "
+                   "(default 1: whole steps), which --schedule then lowers.")
 @click.option("--schedule", type=click.Choice(SCHEDULES),
               default="constant", show_default=True,
               help="Learning rate per epoch: cosine decays to 0 over --epochs; plateau cuts it "
@@ -155,8 +160,8 @@ def _summary(summary: dict) -> str:
 @click.option("--lm-order", type=click.IntRange(1, 20), default=6, show_default=True,
               help="The --lm auto model's longest n-gram.")
 def train_command(train_data, val_data, out, preset, spec_file, height, right_to_left, epochs,
-                  batch_size, optimizer, hf_batches, hf_damping, hf_max_cg, learning_rate,
-                  schedule, lr_factor, lr_patience,
+                  batch_size, optimizer, hf_batches, hf_damping, hf_max_cg, hf_average,
+                  learning_rate, schedule, lr_factor, lr_patience,
                   patience, augment, dropout, epoch_lines, time_limit, seed, xla,
                   mixed_precision, devices, shards, resume, strict, from_model, lm_mode, lm_order):
     """Train a recogniser; the best model by validation CER is OUT/model.keras."""
@@ -184,7 +189,8 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
                 preprocessing=PreprocessConfig(height=height, right_to_left=right_to_left),
                 epochs=epochs,
                 batch_size=batch_size, optimizer=optimizer, hf_batches=hf_batches,
-                hf_damping=hf_damping, hf_max_cg=hf_max_cg, learning_rate=learning_rate,
+                hf_damping=hf_damping, hf_max_cg=hf_max_cg, hf_average=hf_average,
+                learning_rate=learning_rate,
                 schedule=schedule, lr_factor=lr_factor, lr_patience=lr_patience,
                 patience=patience, augment=augment, epoch_lines=epoch_lines,
                 time_limit=None if time_limit is None else 60 * time_limit, seed=seed, xla=xla,

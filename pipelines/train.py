@@ -14,6 +14,7 @@ An output folder holds:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -144,7 +145,8 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
             if config.optimizer == "hf":  # its shards split the curvature products
                 optimizer = HFSteps(model, strategy, config.hf_batches, shards=shards,
                                     xla=config.xla and not has_keras_rnn(model),
-                                    damping=config.hf_damping, max_cg=config.hf_max_cg)
+                                    average=config.hf_average, damping=config.hf_damping,
+                                    max_cg=config.hf_max_cg)
             else:
                 optimizer = make_optimizer(config)
                 optimizer.build(model.trainable_variables)
@@ -226,9 +228,12 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
         display.close()
         train_seconds = time.monotonic() - started
         lines = len(losses) * config.batch_size
-        rates, _ = evaluate_dataset(predict, val_data)
+        # HF may validate and save its weights' moving average.
+        weights = optimizer.averaged if config.optimizer == "hf" else contextlib.nullcontext
+        with weights():
+            rates, _ = evaluate_dataset(predict, val_data)
         elapsed += time.monotonic() - started
-        if config.optimizer == "hf":  # its step size is set by the damping λ: logged there
+        if config.optimizer == "hf":  # the log shows λ (the step share follows the schedule)
             rate = float(optimizer.hf.damping.numpy())
         row = {"epoch": epoch, "learning_rate": rate, "loss": float(np.mean(losses)),
                "val_cer": rates.cer, "val_wer": rates.wer, "val_line_accuracy": rates.line_accuracy,
@@ -236,16 +241,21 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
         history.append(row)
         if rates.cer < best_cer:
             best_cer, best_epoch = rates.cer, epoch
-            with atomic_path(written / "model.keras") as tmp:
+            with atomic_path(written / "model.keras") as tmp, weights():
                 model.save(tmp)
         log.info("epoch %d: learning rate %.3g, loss %.3f, %.0f lines/s, validation CER %.2f%%, "
                  "WER %.2f%% (best %.2f%% at epoch %d)", epoch, rate, row["loss"],
                  row["lines_per_s"], 100 * rates.cer, 100 * rates.wer, 100 * best_cer, best_epoch)
+        if config.optimizer == "hf":  # noise near 1 or above: more --hf-batches may help
+            log.info("epoch %d: hf damping %.3g; the last step's gradient had a relative "
+                     "standard error of %.2f", epoch, rate,
+                     optimizer.last.get("gradient_noise", math.nan))
         save_checkpoint(written / "checkpoint", model, optimizer, {
             "epoch": epoch, "best_cer": best_cer, "best_epoch": best_epoch, "seconds": elapsed,
             "history": history, "charset": charset.to_config(),
             "config": dataclasses.asdict(config)})
-        write_records(written, writer, history, model, val_data.samples)
+        with weights():
+            write_records(written, writer, history, model, val_data.samples)
         if epoch - best_epoch >= config.patience:
             log.info("stopping: no better validation CER for %d epochs", config.patience)
             break

@@ -46,6 +46,8 @@ class TrainConfig:
         hf_batches: for hf, batches per step (gradient on all, curvature on the first).
         hf_damping: for hf, the initial damping λ.
         hf_max_cg: for hf, conjugate-gradient iterations per step at most.
+        hf_average: for hf, the decay of the weights' moving average over steps, which
+            validation reads and the model saves (0: none; see `mdrnn.pipelines.train_hf`).
     """
 
     spec: str | dict = "graves2009"
@@ -73,6 +75,7 @@ class TrainConfig:
     hf_batches: int = 4
     hf_damping: float = 1.0
     hf_max_cg: int = 50
+    hf_average: float = 0.0
 
     def __post_init__(self):
         if isinstance(self.preprocessing, dict):  # as stored in a checkpoint
@@ -85,6 +88,8 @@ class TrainConfig:
         check_schedule(self.schedule, self.lr_factor, self.lr_patience)
         if self.hf_damping <= 0:
             raise ValueError(f"hf_damping must be > 0, got {self.hf_damping!r}")
+        if not 0 <= self.hf_average < 1:
+            raise ValueError(f"hf_average must lie in [0, 1), got {self.hf_average!r}")
         for name in ("epochs", "batch_size", "patience", "hf_batches", "hf_max_cg"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -112,4 +117,5 @@ class TrainResult:
 
 
 def base_learning_rate(config: TrainConfig) -> float:
-    return config.learning_rate or (1e-4 if config.optimizer == "sgd" else 1e-3)
+    default = {"sgd": 1e-4, "hf": 1.0}.get(config.optimizer, 1e-3)
+    return config.learning_rate or default

@@ -7,12 +7,27 @@ gradient and loss on all of them, curvature on the first. At the end of an epoch
 everything a resumed run needs (λ and the last CG solution are the optimiser's
 variables).
 
+The training loop's learning rate (1 unless `--learning-rate` and `--schedule` say
+otherwise) is the share of each HF step taken: as with first-order methods on
+stochastic gradients, steps that shrink as training goes on stop fitting each
+step's few lines at the expense of the rest (a diminishing step size, as stochastic
+Newton methods use to converge).
+
+With `average` = d > 0, an exponential moving average of the weights over steps
+(Polyak averaging: each step moves the average by max(1 − d, 1/n) of the way to the
+new weights, n the steps averaged so far) is what validation reads and what is
+saved (`averaged`): near a minimum, HF steps fitted to a few lines each scatter the
+weights around it, and their average lies closer. The steps themselves go on from
+the weights, not from their average; the average is in the checkpoint.
+
 The loss is the batch's mean CTC loss; its Gauss-Newton curvature is the softmax's
 (diag(y) − y yᵀ) on each valid frame, divided by the lines in the batch (see
 `mdrnn.optimizers` on why this PSD surrogate).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import tensorflow as tf
 
@@ -32,16 +47,17 @@ class HFSteps:
         xla: compile the forward pass and the Gauss-Newton products with XLA (the
             CTC loss and its gradient run outside, as in first-order training).
         shards: parts of the curvature batch whose products run side by side.
+        average: the decay d of the weights' moving average above (0: none).
         **options: `HessianFree`'s damping and max_cg (no structural damping here).
     """
 
     def __init__(self, model, strategy, batches: int, xla: bool = True, shards: int = 1,
-                 **options):
+                 average: float = 0.0, **options):
         if strategy.num_replicas_in_sync > 1:
             raise InputError("--optimizer hf trains on one device; drop --devices or "
                              "TF_CONFIG")
         self.model, self.batches = model, batches
-        self.learning_rate = None  # set by the training loop, unused
+        self.learning_rate = 1.0  # the share of each step taken; the training loop sets it
         self._pending: list[dict] = []
         # The products are compiled whole; the loss passes compile the forward pass
         # alone (CTC's kernel runs outside XLA), as first-order training does.
@@ -53,10 +69,37 @@ class HFSteps:
                               loss_outputs=lambda b: forward(b["image"], b["width"]),
                               **options)
         self.last: dict = {}
+        self.average = average
+        self._mean = self._averaged = None
+        if average:
+            self._mean = tf.Variable(tf.zeros_like(self.hf.flat_weights()), trainable=False,
+                                     name="weight_average")
+            self._averaged = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                         name="steps_averaged")
 
     @property
     def variables(self):
-        return self.hf.variables
+        extra = [self._mean, self._averaged] if self.average else []
+        return [*self.hf.variables, *extra]
+
+    @contextlib.contextmanager
+    def averaged(self):
+        """The model holds the weights' moving average inside (if any), then its own."""
+        if not self.average or int(self._averaged.numpy()) == 0:
+            yield
+            return
+        weights = self.hf.flat_weights()
+        self.hf.set_flat_weights(self._mean)
+        try:
+            yield
+        finally:
+            self.hf.set_flat_weights(weights)
+
+    def _update_average(self) -> None:
+        steps = int(self._averaged.numpy())
+        share = max(1 - self.average, 1 / (steps + 1))
+        self._mean.assign_add(share * (self.hf.flat_weights() - self._mean))
+        self._averaged.assign_add(1)
 
     def _outputs(self, batch):
         return self.model({"image": batch["image"], "width": batch["width"]},
@@ -82,5 +125,7 @@ class HFSteps:
         if not self._pending:
             return []
         batches, self._pending = self._pending, []
-        self.last = self.hf.step(batches, batches[0])
+        self.last = self.hf.step(batches, batches[0], scale=self.learning_rate)
+        if self.average:
+            self._update_average()
         return self.last["losses"]

@@ -179,7 +179,8 @@ def softmax_classifier():
         return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(b[1], z))
 
     hf = HessianFree(model.trainable_variables, lambda b: (model(b[0]), []), loss,
-                     lambda z, b, u: softmax_curvature(z, u, tf.fill([256], 1 / 256)),
+                     lambda z, b, u: softmax_curvature(z, u, tf.fill(tf.shape(z)[:1],
+                                                                     1 / z.shape[0])),
                      damping=1.0, max_cg=50)
     return hf, batch, model
 
@@ -204,6 +205,38 @@ def test_a_batch_without_a_finite_gradient_makes_no_step():
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(weights, model.weights))
     assert np.array_equal(previous, hf.previous.numpy())
     assert hf.step([batch], batch)["rate"] > 0  # and goes on from there
+
+
+def test_the_gradient_noise_is_the_standard_error_of_the_batch_gradients():
+    hf, (x, labels), model = softmax_classifier()
+    batches = [(x[i::4], labels[i::4]) for i in range(4)]
+    grads = np.stack([hf._gradient(b)[1].numpy().astype(np.float64) for b in batches])
+    mean = grads.mean(0)
+    expected = np.sqrt(((grads - mean) ** 2).sum() / (4 * 3)) / np.linalg.norm(mean)
+    losses, grad, noise = hf._losses_gradient_noise(batches)
+    np.testing.assert_allclose(grad.numpy(), mean, rtol=1e-5, atol=1e-7)
+    assert noise == pytest.approx(expected, rel=1e-5) and 0.05 < noise < 5
+    assert hf._losses_gradient_noise([batches[0]] * 3)[2] < 1e-6  # no spread (but rounding)
+    assert np.isnan(hf._losses_gradient_noise(batches[:1])[2])  # one batch: unknown
+    assert hf.step(batches, batches[0])["gradient_noise"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_scaled_step_takes_that_share_of_the_step():
+    hf, (x, labels), model = softmax_classifier()
+    hf.line_search = False
+    start = [w.numpy().copy() for w in model.weights]
+    moves = {}
+    for scale in (1.0, 0.3):
+        for w, value in zip(model.weights, start):
+            w.assign(value)
+        hf.damping.assign(1.0)
+        hf.previous.assign(tf.zeros_like(hf.previous))
+        record = hf.step([(x, labels)], (x, labels), scale=scale)
+        assert record["rate"] == scale
+        moves[scale] = np.concatenate([(w.numpy() - a).ravel()
+                                       for w, a in zip(model.weights, start)])
+    np.testing.assert_allclose(moves[0.3], 0.3 * moves[1.0], rtol=1e-4, atol=1e-7)
+    assert np.abs(moves[1.0]).max() > 1e-3
 
 
 def test_hessian_free_fits_a_softmax_classifier_in_a_few_steps():

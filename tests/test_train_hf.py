@@ -14,7 +14,8 @@ from mdrnn.pipelines.train import train
 
 
 def hf_config(**kwargs):
-    return tiny_config(optimizer="hf", hf_batches=3, hf_max_cg=8, **kwargs)
+    return tiny_config(optimizer="hf", hf_batches=3, hf_max_cg=8, hf_average=0.5,
+                       schedule="cosine", **kwargs)
 
 
 @pytest.mark.slow
@@ -67,3 +68,23 @@ def test_the_cli_takes_hf_and_its_settings(tmp_path):
     assert steps == 1 and solution.any()
     assert state["history"][0]["learning_rate"] == pytest.approx(float(damping))
     assert (tmp_path / "run" / "model.keras").is_file()
+
+
+def test_hf_validates_and_saves_the_weights_moving_average(tmp_path):
+    (tmp_path / "spec.json").write_text(json.dumps(TINY))
+    result = CliRunner().invoke(main, [
+        "train", "--train", "digits:train:12", "--val", "digits:val:4", "--out",
+        str(tmp_path / "run"), "--spec", str(tmp_path / "spec.json"), "--height", "16",
+        "--epochs", "1", "--batch-size", "4", "--no-xla", "--optimizer", "hf",
+        "--hf-batches", "1", "--hf-max-cg", "3", "--hf-average", "0.6"])
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "run" / "checkpoint" / "optimizer.npz") as saved:
+        steps, mean, averaged = saved["arr_2"], saved["arr_3"], saved["arr_4"]
+    assert steps == averaged == 3  # 12 lines in batches of 4, a step each
+    model = keras.models.load_model(tmp_path / "run" / "model.keras")  # epoch 1: the best
+    saved_model = np.concatenate([v.numpy().ravel() for v in model.trainable_variables])
+    np.testing.assert_allclose(saved_model, mean, rtol=1e-6, atol=1e-7)
+    # The checkpoint's model weights are the last step's, not their average.
+    with np.load(tmp_path / "run" / "checkpoint" / "model.npz") as saved:
+        weights = np.concatenate([saved[f"arr_{i}"].ravel() for i in range(len(saved.files))])
+    assert weights.size == mean.size and not np.allclose(weights, mean, atol=1e-4)
