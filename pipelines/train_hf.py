@@ -22,7 +22,7 @@ the weights, not from their average; the average is in the checkpoint.
 
 The loss is the batch's mean CTC loss; its Gauss-Newton curvature is the softmax's
 (diag(y) − y yᵀ) on each valid frame, divided by the lines in the batch (see
-`mdrnn.optimizers` on why this PSD surrogate).
+`mdrnn.curvature` on why this PSD surrogate).
 """
 
 from __future__ import annotations
