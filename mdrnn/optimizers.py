@@ -177,15 +177,11 @@ class HessianFree:
         return self._product(batch, vector, tf.constant(damping, tf.float64),
                              tf.constant(structural, tf.float64))
 
-    def loss_and_gradient(self, batches) -> tuple[list[float], tf.Tensor]:
-        """Each batch's loss, and the flat gradient of their mean (batches weigh alike)."""
-        losses, grad, _ = self._losses_gradient_noise(batches)
-        return losses, grad
-
-    def _losses_gradient_noise(self, batches):
-        """As `loss_and_gradient`, with the gradient's estimated relative error: the
-        standard error of the mean of the batches' gradients over its norm,
-        sqrt(Σ‖gᵢ − ḡ‖² / (k(k − 1))) / ‖ḡ‖ (NaN for one batch)."""
+    def loss_and_gradient(self, batches) -> tuple[list[float], tf.Tensor, float]:
+        """Each batch's loss, the flat gradient of their mean (batches weigh alike), and
+        its estimated relative error: the standard error of the mean of the batches'
+        gradients over its norm, sqrt(Σ‖gᵢ − ḡ‖² / (k(k − 1))) / ‖ḡ‖ (NaN for one
+        batch)."""
         values, grads = zip(*(self._gradient(batch) for batch in batches))
         k = len(grads)
         grad = tf.add_n(grads) / k
@@ -233,7 +229,7 @@ class HessianFree:
             backtracked to), rate (α), gradient_noise (the gradient's estimated
             relative error, from the spread of the gradient batches' gradients).
         """
-        losses, grad, noise = self._losses_gradient_noise(gradient_batches)
+        losses, grad, noise = self.loss_and_gradient(gradient_batches)
         loss = sum(losses) / len(losses)
         damping = float(self.damping.numpy())
         if not (math.isfinite(loss) and bool(tf.reduce_all(tf.math.is_finite(grad)))):

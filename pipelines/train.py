@@ -205,6 +205,8 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
     elapsed = state["seconds"] if state else 0.0
     start_epoch = state["epoch"] + 1 if state else 1
     epoch = start_epoch - 1
+    # HF may validate and save its weights' moving average.
+    weights = optimizer.averaged if config.optimizer == "hf" else contextlib.nullcontext
     for epoch in range(start_epoch, config.epochs + 1):
         started = time.monotonic()
         progress = run_progress(epoch, config.epochs, elapsed, config.time_limit)
@@ -228,8 +230,6 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
         display.close()
         train_seconds = time.monotonic() - started
         lines = len(losses) * config.batch_size
-        # HF may validate and save its weights' moving average.
-        weights = optimizer.averaged if config.optimizer == "hf" else contextlib.nullcontext
         with weights():
             rates, _ = evaluate_dataset(predict, val_data)
         elapsed += time.monotonic() - started
@@ -247,9 +247,8 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
                  "WER %.2f%% (best %.2f%% at epoch %d)", epoch, rate, row["loss"],
                  row["lines_per_s"], 100 * rates.cer, 100 * rates.wer, 100 * best_cer, best_epoch)
         if config.optimizer == "hf":  # noise near 1 or above: more --hf-batches may help
-            log.info("epoch %d: hf damping %.3g; the last step's gradient had a relative "
-                     "standard error of %.2f", epoch, rate,
-                     optimizer.last.get("gradient_noise", math.nan))
+            log.info("epoch %d: the last HF step's gradient had a relative standard error "
+                     "of %.2f", epoch, optimizer.last.get("gradient_noise", math.nan))
         save_checkpoint(written / "checkpoint", model, optimizer, {
             "epoch": epoch, "best_cer": best_cer, "best_epoch": best_epoch, "seconds": elapsed,
             "history": history, "charset": charset.to_config(),

@@ -213,11 +213,11 @@ def test_the_gradient_noise_is_the_standard_error_of_the_batch_gradients():
     grads = np.stack([hf._gradient(b)[1].numpy().astype(np.float64) for b in batches])
     mean = grads.mean(0)
     expected = np.sqrt(((grads - mean) ** 2).sum() / (4 * 3)) / np.linalg.norm(mean)
-    losses, grad, noise = hf._losses_gradient_noise(batches)
+    losses, grad, noise = hf.loss_and_gradient(batches)
     np.testing.assert_allclose(grad.numpy(), mean, rtol=1e-5, atol=1e-7)
     assert noise == pytest.approx(expected, rel=1e-5) and 0.05 < noise < 5
-    assert hf._losses_gradient_noise([batches[0]] * 3)[2] < 1e-6  # no spread (but rounding)
-    assert np.isnan(hf._losses_gradient_noise(batches[:1])[2])  # one batch: unknown
+    assert hf.loss_and_gradient([batches[0]] * 3)[2] < 1e-6  # no spread (but rounding)
+    assert np.isnan(hf.loss_and_gradient(batches[:1])[2])  # one batch: unknown
     assert hf.step(batches, batches[0])["gradient_noise"] == pytest.approx(expected, rel=1e-5)
 
 
