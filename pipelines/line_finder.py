@@ -11,9 +11,9 @@ touch, and leaves each line's x-height band (plus clusters of neighbouring
 ascenders or descenders, merged back later). Where lines touch so closely that
 their cores join, the joint core is cut at the valleys of its row profile.
 Cores split into blocks by recursive XY cuts (columns first), into lines by
-vertical overlap, and every ink component then goes to the line whose core it
-covers; a component that covers the cores of two lines (touching lines) is
-split between them row by row.
+following each line's slope from piece to piece (`mdrnn.pipelines.line_rows`), and every ink
+component then goes to the line whose core it covers; a component that covers
+the cores of two lines (touching lines) is split between them row by row.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ import cv2
 import numpy as np
 
 from mdrnn.pipelines.blocks import Box, block_at, xy_cut
-
-Piece = tuple[int, int, int, int, int]  # core label, x0, y0, x1, y1
+from mdrnn.pipelines.line_rows import Piece, group_rows, piece_moments
 
 
 def find_lines(ink: np.ndarray, c: int) -> tuple[list[Box], np.ndarray]:
@@ -52,6 +51,7 @@ def find_lines(ink: np.ndarray, c: int) -> tuple[list[Box], np.ndarray]:
         region = core_piece[y0:y1, x0:x1]
         region[core_labels[y0:y1, x0:x1] == label] = index
     del core_labels
+    moments = piece_moments(core_piece, len(pieces))
 
     # Which components cover which pieces; appendages join their piece, noise goes.
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(ink, connectivity=8)
@@ -73,7 +73,7 @@ def find_lines(ink: np.ndarray, c: int) -> tuple[list[Box], np.ndarray]:
     for block, (bx0, by0, bx1, by1) in enumerate(blocks):
         inside = np.flatnonzero(live & (bx0 <= cx) & (cx < bx1) & (by0 <= cy) & (cy < by1))
         inside = inside.tolist()
-        for members in _group_rows([pieces[i] for i in inside], inside):
+        for members in group_rows([pieces[i] for i in inside], inside, moments, c):
             row_of[members] = len(bands)
             bands.append([min(pieces[i][1] for i in members), min(pieces[i][2] for i in members),
                           max(pieces[i][3] for i in members), max(pieces[i][4] for i in members)])
@@ -163,31 +163,6 @@ def _valley_cuts(profile: np.ndarray, c: int) -> list[int]:
                 and all(abs(i - cut) >= 0.6 * c for cut in cuts)):
             cuts.append(int(i))
     return sorted(cuts)
-
-
-def _group_rows(pieces: list[Piece], ids: list[int]) -> list[list[int]]:
-    """Group the core pieces of one block into rows by vertical overlap.
-
-    A piece joins the row it overlaps by half its height, widest pieces first,
-    so that long pieces fix where the rows are.
-
-    Returns:
-        The `ids` of the pieces of each row.
-    """
-    rows: list[list] = []  # [y0, y1, member ids]
-    for j in sorted(range(len(pieces)), key=lambda j: pieces[j][1] - pieces[j][3]):
-        _, _, y0, _, y1 = pieces[j]
-        best, best_overlap = None, 0.0
-        for row in rows:
-            overlap = (min(y1, row[1]) - max(y0, row[0])) / max(1, min(y1 - y0, row[1] - row[0]))
-            if overlap > best_overlap:
-                best, best_overlap = row, overlap
-        if best is not None and best_overlap >= 0.5:
-            best[0], best[1] = min(best[0], y0), max(best[1], y1)
-            best[2].append(ids[j])
-        else:
-            rows.append([y0, y1, [ids[j]]])
-    return [row[2] for row in rows]
 
 
 def _merge_appendages(component: np.ndarray, row: np.ndarray, area: np.ndarray,

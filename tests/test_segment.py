@@ -159,3 +159,33 @@ def test_lines_written_on_ruled_paper_are_found():
     found = segment_page(ruled)
     match = match_lines([line.polygon for line in found], page.lines)
     assert match.recall >= 0.95 and match.precision >= 0.95
+
+
+def test_lines_each_at_an_angle_of_their_own_stay_whole():
+    """Handwriting drifts: each line on its own slope (here ±4°, alternating), which
+    no deskew of the whole page straightens. A line is followed along its slope
+    from word to word; flat bands would cut each line into pieces."""
+    rng = np.random.default_rng(3)
+    page = np.full((1100, 1240), 255, np.uint8)
+    truth = []
+    for k in range(8):
+        strip = np.full((90, 1100), 255, np.uint8)
+        x = 10
+        while x < 950:
+            word = "".join(rng.choice(list("abcdefghilmnoprstuv"), int(rng.integers(3, 8))))
+            cv2.putText(strip, word, (x, 60), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 1.3, 0, 2,
+                        cv2.LINE_AA)
+            x += cv2.getTextSize(word, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 1.3, 2)[0][0] + 22
+        angle = 4.0 if k % 2 else -4.0
+        matrix = cv2.getRotationMatrix2D((550, 45), angle, 1.0)
+        strip = cv2.warpAffine(strip, matrix, (1100, 90 + 80), borderValue=255)
+        top = 40 + 125 * k
+        region = page[top:top + strip.shape[0], 70:70 + strip.shape[1]]
+        np.minimum(region, strip[:region.shape[0]], out=region)
+        ys, xs = np.nonzero(strip[:region.shape[0]] < 128)
+        truth.append(np.array([[xs.min(), ys.min()], [xs.max(), ys.min()],
+                               [xs.max(), ys.max()], [xs.min(), ys.max()]]) + [70, top])
+    lines = segment_page(page)
+    # One line found per line: the page's one skew angle leaves their boxes loose.
+    match = match_lines([line.polygon for line in lines], truth, min_iou=0.3)
+    assert (match.found, len(match.pairs)) == (8, 8)
