@@ -24,10 +24,10 @@ import cv2
 import numpy as np
 
 from mdrnn.pipelines.blocks import Box, block_at, xy_cut
-from mdrnn.pipelines.line_rows import Piece, group_rows, piece_moments
+from mdrnn.pipelines.line_rows import Piece, group_rows, line_slope, piece_moments
 
 
-def find_lines(ink: np.ndarray, c: int) -> tuple[list[Box], np.ndarray]:
+def find_lines(ink: np.ndarray, c: int) -> tuple[list[Box], np.ndarray, list[float]]:
     """Find the text lines of an upright ink mask, in reading order.
 
     Args:
@@ -35,9 +35,10 @@ def find_lines(ink: np.ndarray, c: int) -> tuple[list[Box], np.ndarray]:
         c: character height in pixels.
 
     Returns:
-        The line boxes (x0, y0, x1, y1, ends exclusive) in reading order, and an
+        The line boxes (x0, y0, x1, y1, ends exclusive) in reading order, an
         int32 map holding the index of the line each ink pixel belongs to (-1
-        for pixels of no line).
+        for pixels of no line), and each line's slope dy/dx (its cores'
+        least-squares line; 0 for lines too short to tell).
     """
     kernel = np.ones((1, max(3, int(round(c)))), np.uint8)
     cores = cv2.morphologyEx(cv2.morphologyEx(ink, cv2.MORPH_CLOSE, kernel),
@@ -45,7 +46,7 @@ def find_lines(ink: np.ndarray, c: int) -> tuple[list[Box], np.ndarray]:
     _, core_labels, core_stats, _ = cv2.connectedComponentsWithStats(cores, connectivity=8)
     pieces = _core_pieces(core_labels, core_stats[1:], c)
     if not pieces:
-        return [], np.full(ink.shape, -1, np.int32)
+        return [], np.full(ink.shape, -1, np.int32), []
     core_piece = np.full(ink.shape, -1, np.int32)
     for index, (label, x0, y0, x1, y1) in enumerate(pieces):
         region = core_piece[y0:y1, x0:x1]
@@ -66,7 +67,7 @@ def find_lines(ink: np.ndarray, c: int) -> tuple[list[Box], np.ndarray]:
     # Rows (lines) of the remaining pieces, block by block in reading order.
     blocks = xy_cut(cores > 0, c)
     row_of = np.full(n + 1, -1, np.int64)  # index n (a dropped piece, -1) stays -1
-    bands, row_block = [], []
+    bands, row_block, row_slopes = [], [], []
     corners = np.array(pieces, np.float64)[:, 1:]
     cx, cy = (corners[:, 0] + corners[:, 2]) / 2, (corners[:, 1] + corners[:, 3]) / 2
     live = root == np.arange(n)
@@ -75,11 +76,12 @@ def find_lines(ink: np.ndarray, c: int) -> tuple[list[Box], np.ndarray]:
         inside = inside.tolist()
         for members in group_rows([pieces[i] for i in inside], inside, moments, c):
             row_of[members] = len(bands)
+            row_slopes.append(line_slope(moments[members].sum(axis=0), c))
             bands.append([min(pieces[i][1] for i in members), min(pieces[i][2] for i in members),
                           max(pieces[i][3] for i in members), max(pieces[i][4] for i in members)])
             row_block.append(block)
     if not bands:
-        return [], np.full(ink.shape, -1, np.int32)
+        return [], np.full(ink.shape, -1, np.int32), []
     rows = len(bands)
     row = row_of[root[pairs % n]]
     pairs = np.unique((pairs // n * rows + row)[row >= 0])
@@ -112,7 +114,8 @@ def find_lines(ink: np.ndarray, c: int) -> tuple[list[Box], np.ndarray]:
     for x, y, member, nearest in splits:
         region = owner[y:y + member.shape[0], x:x + member.shape[1]]
         region[member] = relabel[np.broadcast_to(nearest[:, None], member.shape)[member]]
-    return [tuple(int(v) for v in line_box[i]) for i in order], owner
+    return ([tuple(int(v) for v in line_box[i]) for i in order], owner,
+            [row_slopes[i] for i in order])
 
 
 def _core_pieces(labels: np.ndarray, stats: np.ndarray, c: int) -> list[Piece]:

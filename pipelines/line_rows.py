@@ -23,7 +23,7 @@ def piece_moments(core_piece: np.ndarray, count: int) -> np.ndarray:
                      for w in (np.ones_like(xs), xs, ys, xs * xs, xs * ys)], axis=1)
 
 
-def _slope(moment: np.ndarray, c: int) -> float:
+def line_slope(moment: np.ndarray, c: int) -> float:
     """The least-squares slope dy/dx of the core pixels summed in `moment`, at most
     ±0.25 (14°); 0 for pixels too short to tell (a standard deviation of their
     columns under c: pieces less than about 3.5 c wide)."""
@@ -62,7 +62,7 @@ def group_rows(pieces: list[Piece], ids: list[int], moments: np.ndarray,
         The `ids` of the pieces of each row.
     """
     centre = moments[:, 1:3] / np.maximum(moments[:, :1], 1)  # (x, y) per piece id
-    slopes = {i: _slope(moments[i], c) for i in ids}
+    slopes = {i: line_slope(moments[i], c) for i in ids}
     tolerance = min(1.1 * c, 0.6 * _pitch(pieces, centre[ids], c))
     rows: list[dict] = []  # members (positions in pieces), summed moments
     for j in sorted(range(len(pieces)), key=lambda j: pieces[j][1] - pieces[j][3]):
@@ -76,7 +76,7 @@ def group_rows(pieces: list[Piece], ids: list[int], moments: np.ndarray,
             end = min(max(x, pieces[near][1]), pieces[near][3])  # near's end facing j
             facing = min(max(mx, x0), x1)  # j's end facing near
             expected = (my + slopes[ids[near]] * (end - mx)
-                        + _slope(row["moment"], c) * (facing - end))
+                        + line_slope(row["moment"], c) * (facing - end))
             distance = abs(expected - (y + slopes[ids[j]] * (facing - x)))
             if distance <= best_distance:
                 best, best_distance = row, distance

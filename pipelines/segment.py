@@ -10,10 +10,12 @@ of the same signature:
 - The result lists the text lines in reading order: columns left to right, and
   top to bottom within a column; an empty list when the page has no text.
 - `Line.polygon`: (N, 2) int32 array of (x, y) corners in page pixel coordinates,
-  clockwise from the top left of the text as read; `Line.bbox`: (x0, y0, x1, y1)
+  clockwise from the top left of the text as read (here the rectangle around the
+  line's ink, at the line's own slope); `Line.bbox`: (x0, y0, x1, y1)
   with exclusive ends, the bounding box of the polygon clipped to the page;
-  `Line.image`: the line cut out as 2-D uint8, dark ink on light paper, with the
-  page's skew removed and the ink of neighbouring lines painted out.
+  `Line.image`: the line cut out as 2-D uint8, dark ink on light paper, turned
+  upright (each line by its own slope) and the ink of neighbouring lines painted
+  out; `Line.to_page`: the affine map from that image's pixels to the page's.
 
 The classical method here: binarise (Sauvola or Otsu), drop specks, rules and
 scan edges, estimate the character height from the components, estimate and
@@ -31,7 +33,7 @@ import cv2
 import numpy as np
 
 from mdrnn.datasets.imageio import to_gray
-from mdrnn.pipelines.geometry import estimate_skew, rotate, rotation
+from mdrnn.pipelines.geometry import estimate_skew, rotate
 from mdrnn.pipelines.line_finder import find_lines
 from mdrnn.pipelines.preprocess import (
     binarise_sauvola,
@@ -54,11 +56,13 @@ class Line:
         polygon: (N, 2) int32 (x, y) corners in page coordinates.
         bbox: (x0, y0, x1, y1) in page coordinates, ends exclusive.
         image: uint8 line image, dark ink on light, upright.
+        to_page: 2x3 affine map from image pixel coordinates (x, y) to the page's.
     """
 
     polygon: np.ndarray
     bbox: tuple[int, int, int, int]
     image: np.ndarray
+    to_page: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """Coordinates as JSON values (without the image)."""
@@ -137,44 +141,48 @@ def segment_page(image: np.ndarray, config: SegmentConfig | None = None) -> list
         angle = 0.0
     upright, small_matrix = rotate(ink.view(np.uint8), -angle, fill=0,
                                    interpolation=cv2.INTER_NEAREST)
-    boxes, owner = find_lines(upright, max(1, round(char_height / factor)))
-    # From the small upright frame to the page, and from the page to its upright crops.
+    boxes, owner, slopes = find_lines(upright, max(1, round(char_height / factor)))
+    # From the small upright frame to the page.
     to_page = _affine(cv2.invertAffineTransform(small_matrix))
     to_page = np.diag([factor, factor, 1.0]) @ to_page
-    page_matrix = _affine(rotation(gray.shape, -angle)[0])
     height, width = gray.shape
-    margin = max(1, int(round(0.1 * char_height / factor)))
+    # Each line's ink in page coordinates (small pixels' centres), line by line.
+    ys, xs = np.nonzero(owner >= 0)
+    index = owner[ys, xs]
+    order = np.argsort(index, kind="stable")
+    points = np.column_stack([xs[order] + 0.5, ys[order] + 0.5, np.ones(len(order))])
+    points = (points @ to_page.T)[:, :2]
+    bounds = np.searchsorted(index[order], np.arange(len(boxes) + 1))
+    owner16 = (owner + 1).astype(np.uint16)  # 0: no line; fits: a page has < 65535 lines
+    margin = 0.1 * char_height + factor / 2
     lines = []
-    for index, (x0, y0, x1, y1) in enumerate(boxes):
-        x0, y0 = max(0, x0 - margin), max(0, y0 - margin)
-        x1, y1 = min(upright.shape[1], x1 + margin), min(upright.shape[0], y1 + margin)
-        corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], np.float64)
-        page_corners = corners @ to_page.T
-        polygon = np.rint(np.column_stack([page_corners[:, 0].clip(0, width),
-                                           page_corners[:, 1].clip(0, height)]))
-        polygon = polygon.astype(np.int32)
+    for number in range(len(boxes)):
+        ink = points[bounds[number]:bounds[number + 1]]
+        # The line's own frame: turned to the slope of its cores, around its ink.
+        cos, sin = to_page[:2, :2] @ [1.0, slopes[number]]
+        cos, sin = np.array([cos, sin]) / np.hypot(cos, sin)
+        turn = np.array([[cos, sin], [-sin, cos]])  # page -> line frame
+        along = ink @ turn.T
+        (u0, v0), (u1, v1) = along.min(axis=0) - margin, along.max(axis=0) + margin
+        corners = np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]]) @ turn
+        polygon = np.rint(np.column_stack([corners[:, 0].clip(0, width),
+                                           corners[:, 1].clip(0, height)])).astype(np.int32)
         bbox = (int(polygon[:, 0].min()), int(polygon[:, 1].min()),
                 int(polygon[:, 0].max()), int(polygon[:, 1].max()))
-        # The crop in the upright page: the same corners, rotated at full size.
-        upright_corners = page_corners @ page_matrix.T
-        left, top = np.floor(upright_corners[:, :2].min(axis=0)).astype(int)
-        right, bottom = np.ceil(upright_corners[:, :2].max(axis=0)).astype(int)
-        shift = np.array([[1.0, 0.0, -left], [0.0, 1.0, -top], [0.0, 0.0, 1.0]])
-        crop = cv2.warpAffine(gray, (shift @ page_matrix)[:2], (right - left, bottom - top),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                              borderValue=255)
-        region = owner[y0:y1, x0:x1]
-        others = ((region >= 0) & (region != index)).view(np.uint8)
+        to_crop = np.hstack([turn, -np.array([[u0], [v0]])])  # page -> crop
+        size = (max(1, int(np.ceil(u1 - u0))), max(1, int(np.ceil(v1 - v0))))
+        crop = cv2.warpAffine(gray, to_crop, size, flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+        # Paint out neighbouring lines' ascenders and descenders, with the
+        # anti-aliased rim around their binarised strokes.
+        owners = cv2.warpAffine(owner16, (_affine(to_crop) @ to_page)[:2], size,
+                                flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                                borderValue=0)
+        others = ((owners > 0) & (owners != number + 1)).view(np.uint8)
         if others.any():
-            # Paint out neighbouring lines' ascenders and descenders, with the
-            # anti-aliased rim around their binarised strokes.
-            others = cv2.resize(others, (crop.shape[1], crop.shape[0]),
-                                interpolation=cv2.INTER_NEAREST)
-            mine = cv2.resize((region == index).view(np.uint8), (crop.shape[1], crop.shape[0]),
-                              interpolation=cv2.INTER_NEAREST)
             others = cv2.dilate(others, np.ones((3, 3), np.uint8))
-            crop[(others > 0) & (mine == 0)] = 255
-        lines.append(Line(polygon, bbox, crop))
+            crop[(others > 0) & (owners != number + 1)] = 255
+        lines.append(Line(polygon, bbox, crop, cv2.invertAffineTransform(to_crop)))
     return lines
 
 

@@ -167,16 +167,15 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def _baseline(crop: np.ndarray, bbox: tuple) -> np.ndarray | None:
-    """A straight baseline in input coordinates, from the line crop that fills `bbox`."""
+def _baseline(crop: np.ndarray, to_page: np.ndarray) -> np.ndarray | None:
+    """A straight baseline in input coordinates, from a line crop and the 2x3 affine
+    map of its pixels to the input's (sloped where the crop was cut at a slope)."""
     found = estimate_baseline(crop)
     if found is None:
         return None
     row, start, end = found
-    x0, y0, x1, y1 = bbox
-    sy, sx = (y1 - y0) / crop.shape[0], (x1 - x0) / crop.shape[1]
-    y = min(round(y0 + row * sy), y1)
-    return np.array([[round(x0 + start * sx), y], [round(x0 + end * sx), y]], np.int32)
+    ends = np.array([[start, row, 1.0], [end, row, 1.0]]) @ np.asarray(to_page).T
+    return np.rint(ends).astype(np.int32)
 
 
 def _char_spans(result: LineResult, columns: ColumnMap | None, crop_width: int,
@@ -204,13 +203,14 @@ def load_input(item: InputFile, prepare: Callable, pages: bool) -> LoadedInput:
         height, width = image.shape
         if pages:
             found = segment_page(image)
-            geometry = [(line.polygon, line.bbox, _baseline(line.image, line.bbox))
+            geometry = [(line.polygon, line.bbox, _baseline(line.image, line.to_page))
                         for line in found]
             crops = [line.image for line in found]
         else:
             box = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.int32)
             bbox = (0, 0, width, height)
-            geometry, crops = [(box, bbox, _baseline(image, bbox))], [image]
+            whole = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+            geometry, crops = [(box, bbox, _baseline(image, whole))], [image]
         del image
         prepared = [prepare(c, columns=True) for c in crops]
         geometry = [(*where, columns, crop.shape[1])

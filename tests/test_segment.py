@@ -164,7 +164,8 @@ def test_lines_written_on_ruled_paper_are_found():
 def test_lines_each_at_an_angle_of_their_own_stay_whole():
     """Handwriting drifts: each line on its own slope (here ±4°, alternating), which
     no deskew of the whole page straightens. A line is followed along its slope
-    from word to word; flat bands would cut each line into pieces."""
+    from word to word (flat bands would cut each line into pieces), cut out at its
+    own slope, upright, and its polygon is turned with it."""
     rng = np.random.default_rng(3)
     page = np.full((1100, 1240), 255, np.uint8)
     truth = []
@@ -178,14 +179,23 @@ def test_lines_each_at_an_angle_of_their_own_stay_whole():
             x += cv2.getTextSize(word, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 1.3, 2)[0][0] + 22
         angle = 4.0 if k % 2 else -4.0
         matrix = cv2.getRotationMatrix2D((550, 45), angle, 1.0)
+        ys, xs = np.nonzero(strip < 128)
+        corners = np.array([[xs.min(), ys.min(), 1], [xs.max(), ys.min(), 1],
+                            [xs.max(), ys.max(), 1], [xs.min(), ys.max(), 1]], np.float64)
         strip = cv2.warpAffine(strip, matrix, (1100, 90 + 80), borderValue=255)
         top = 40 + 125 * k
         region = page[top:top + strip.shape[0], 70:70 + strip.shape[1]]
         np.minimum(region, strip[:region.shape[0]], out=region)
-        ys, xs = np.nonzero(strip[:region.shape[0]] < 128)
-        truth.append(np.array([[xs.min(), ys.min()], [xs.max(), ys.min()],
-                               [xs.max(), ys.max()], [xs.min(), ys.max()]]) + [70, top])
+        truth.append(corners @ matrix.T + [70, top])  # the turned rectangle of its ink
     lines = segment_page(page)
-    # One line found per line: the page's one skew angle leaves their boxes loose.
-    match = match_lines([line.polygon for line in lines], truth, min_iou=0.3)
+    match = match_lines([line.polygon for line in lines], truth, min_iou=0.5)
     assert (match.found, len(match.pairs)) == (8, 8)
+    for k, line in enumerate(lines):
+        assert abs(estimate_skew(ink_mask(line.image))) <= 0.5
+        assert line.image.shape[0] < 110  # one line (a line and a half at most)
+        # The crop's rows run along the line on the page (rotated counter-clockwise
+        # by a positive angle, a line rises: y falls as x grows).
+        height, width = line.image.shape
+        (x0, x1), (y0, y1) = line.to_page @ [[0, width], [height / 2] * 2, [1, 1]]
+        slope = -np.tan(np.radians(4.0 if k % 2 else -4.0))
+        assert abs((y1 - y0) / (x1 - x0) - slope) < np.tan(np.radians(1.0))
