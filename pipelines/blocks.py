@@ -14,8 +14,8 @@ def xy_cut(mask: np.ndarray, c: int) -> list[Box]:
     """Blocks (x0, y0, x1, y1) of a mask of line cores in reading order, by recursive XY cuts.
 
     A region splits into columns at an empty vertical gap of at least 1.5 c when
-    both sides are at least two lines high; columns are tried first, so that the
-    lines of neighbouring columns never fall into one band. Otherwise the region
+    both sides are at least 4 c (about three lines) high; columns are tried first,
+    so that the lines of neighbouring columns never fall into one band. Otherwise the region
     splits into bands at its widest empty horizontal gaps of at least 0.5 c.
     """
     blocks: list[Box] = []
@@ -27,11 +27,12 @@ def xy_cut(mask: np.ndarray, c: int) -> list[Box]:
             return
         y0, y1, x0, x1 = y0 + rows[0], y0 + rows[-1] + 1, x0 + cols[0], x0 + cols[-1] + 1
         region = mask[y0:y1, x0:x1]
-        if y1 - y0 >= 2 * c:
+        if y1 - y0 >= 4 * c:
             for start, end in sorted(_gaps(region.any(axis=0), 1.5 * c), key=lambda g: g[0] - g[1]):
-                # Both sides must hold two lines at least; otherwise the gap is one
-                # between the words of a line that reaches past the line above.
-                if min(_extent(region[:, :start]), _extent(region[:, end:])) >= 2 * c:
+                # Both sides must be 4 c high at least (about three lines); else the
+                # gap is one between words, which in two or three lines that slope
+                # or reach past each other can line up.
+                if min(_extent(region[:, :start]), _extent(region[:, end:])) >= 4 * c:
                     cut(x0, y0, x0 + start, y1)
                     cut(x0 + end, y0, x1, y1)
                     return
