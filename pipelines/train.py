@@ -233,8 +233,9 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
         with weights():
             rates, _ = evaluate_dataset(predict, val_data)
         elapsed += time.monotonic() - started
+        what = "learning rate"
         if config.optimizer == "hf":  # the log shows λ (the step share follows the schedule)
-            rate = float(optimizer.hf.damping.numpy())
+            what, rate = "damping λ", float(optimizer.hf.damping.numpy())
         row = {"epoch": epoch, "learning_rate": rate, "loss": float(np.mean(losses)),
                "val_cer": rates.cer, "val_wer": rates.wer, "val_line_accuracy": rates.line_accuracy,
                "lines_per_s": lines / train_seconds, "seconds": elapsed}
@@ -243,8 +244,8 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
             best_cer, best_epoch = rates.cer, epoch
             with atomic_path(written / "model.keras") as tmp, weights():
                 model.save(tmp)
-        log.info("epoch %d: learning rate %.3g, loss %.3f, %.0f lines/s, validation CER %.2f%%, "
-                 "WER %.2f%% (best %.2f%% at epoch %d)", epoch, rate, row["loss"],
+        log.info("epoch %d: %s %.3g, loss %.3f, %.0f lines/s, validation CER %.2f%%, "
+                 "WER %.2f%% (best %.2f%% at epoch %d)", epoch, what, rate, row["loss"],
                  row["lines_per_s"], 100 * rates.cer, 100 * rates.wer, 100 * best_cer, best_epoch)
         if config.optimizer == "hf":  # noise near 1 or above: more --hf-batches may help
             log.info("epoch %d: the last HF step's gradient had a relative standard error "

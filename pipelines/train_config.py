@@ -19,9 +19,11 @@ class TrainConfig:
         epochs: maximum number of epochs.
         batch_size: lines per step (over all devices).
         optimizer: "adam", "sgd" with momentum (Graves: lr 1e-4, momentum 0.9), or
-            "hf": Hessian-free (`mdrnn.pipelines.train_hf`; no learning rate: the
-            log's learning_rate column holds the damping λ after each epoch).
-        learning_rate: default 1e-3 for adam, 1e-4 for sgd; the rate of the first epoch.
+            "hf": Hessian-free (`mdrnn.pipelines.train_hf`; the learning rate is the
+            share of each step taken, 1 by default; the log's learning_rate column
+            holds the damping λ after each epoch).
+        learning_rate: default 1e-3 for adam, 1e-4 for sgd, 1 for hf; the rate of the
+            first epoch.
         schedule: "constant", "cosine" (to 0 over `epochs`, or over `time_limit` if
             that comes first) or "plateau" (times `lr_factor` after `lr_patience`
             epochs without a better validation CER); see `mdrnn.pipelines.schedule`.
