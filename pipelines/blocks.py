@@ -15,8 +15,9 @@ def xy_cut(mask: np.ndarray, c: int) -> list[Box]:
 
     A region splits into columns at an empty vertical gap of at least 1.5 c when
     both sides are at least 4 c (about three lines) high; columns are tried first,
-    so that the lines of neighbouring columns never fall into one band. Otherwise the region
-    splits into bands at its widest empty horizontal gaps of at least 0.5 c.
+    so that the lines of neighbouring columns never fall into one band. Otherwise
+    the region splits into bands at its widest empty horizontal gaps of at least
+    0.5 c.
     """
     blocks: list[Box] = []
 

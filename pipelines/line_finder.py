@@ -11,9 +11,10 @@ touch, and leaves each line's x-height band (plus clusters of neighbouring
 ascenders or descenders, merged back later). Where lines touch so closely that
 their cores join, the joint core is cut at the valleys of its row profile.
 Cores split into blocks by recursive XY cuts (columns first), into lines by
-following each line's slope from piece to piece (`mdrnn.pipelines.line_rows`), and every ink
-component then goes to the line whose core it covers; a component that covers
-the cores of two lines (touching lines) is split between them row by row.
+following each line's slope from piece to piece (`mdrnn.pipelines.line_rows`),
+and every ink component then goes to the line whose core it covers; a component
+that covers the cores of two lines (touching lines) is split between them row by
+row.
 """
 
 from __future__ import annotations
