@@ -64,7 +64,7 @@ def group_rows(pieces: list[Piece], ids: list[int], moments: np.ndarray,
     centre = moments[:, 1:3] / np.maximum(moments[:, :1], 1)  # (x, y) per piece id
     slopes = {i: line_slope(moments[i], c) for i in ids}
     tolerance = min(1.1 * c, 0.6 * _pitch(pieces, centre[ids], c))
-    rows: list[dict] = []  # members (positions in pieces), summed moments
+    rows: list[dict] = []  # members (positions in pieces), summed moments, slope
     for j in sorted(range(len(pieces)), key=lambda j: pieces[j][1] - pieces[j][3]):
         _, x0, _, x1, _ = pieces[j]
         x, y = centre[ids[j]]
@@ -76,13 +76,15 @@ def group_rows(pieces: list[Piece], ids: list[int], moments: np.ndarray,
             end = min(max(x, pieces[near][1]), pieces[near][3])  # near's end facing j
             facing = min(max(mx, x0), x1)  # j's end facing near
             expected = (my + slopes[ids[near]] * (end - mx)
-                        + line_slope(row["moment"], c) * (facing - end))
+                        + row["slope"] * (facing - end))
             distance = abs(expected - (y + slopes[ids[j]] * (facing - x)))
             if distance <= best_distance:
                 best, best_distance = row, distance
         if best is None:
-            rows.append({"members": [j], "moment": moments[ids[j]].copy()})
+            rows.append({"members": [j], "moment": moments[ids[j]].copy(),
+                         "slope": slopes[ids[j]]})
         else:
             best["members"].append(j)
             best["moment"] += moments[ids[j]]
+            best["slope"] = line_slope(best["moment"], c)
     return [[ids[j] for j in row["members"]] for row in rows]

@@ -62,7 +62,7 @@ class Line:
     polygon: np.ndarray
     bbox: tuple[int, int, int, int]
     image: np.ndarray
-    to_page: np.ndarray | None = None
+    to_page: np.ndarray
 
     def to_dict(self) -> dict:
         """Coordinates as JSON values (without the image)."""
