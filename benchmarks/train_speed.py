@@ -25,7 +25,11 @@ import tensorflow as tf  # noqa: E402
 from mdrnn.ctc import ctc_loss  # noqa: E402
 from mdrnn.models import build_model, output_lengths  # noqa: E402
 from mdrnn.pipelines.train_config import TrainConfig  # noqa: E402
-from mdrnn.pipelines.train_steps import make_optimizer, make_train_step  # noqa: E402
+from mdrnn.pipelines.train_steps import (  # noqa: E402
+    has_keras_rnn,
+    make_optimizer,
+    make_train_step,
+)
 
 CLASSES = 80
 
@@ -79,7 +83,8 @@ def main() -> None:
     runs, ctc_runs = {}, {}
     for preset in args.presets.split(","):
         # Keras RNN layers train without XLA (see make_train_step): no XLA variant.
-        for xla in (False,) if preset == "blstm_ctc" else (True, False):
+        keras_rnn = has_keras_rnn(build_model(preset, CLASSES, height=args.height))
+        for xla in (False,) if keras_rnn else (True, False):
             model, run, batch = make_variant(preset, xla, args)
             runs[f"{preset}{'+xla' if xla else ''}"] = run
         ctc_runs[preset] = make_ctc_only(model, batch)
