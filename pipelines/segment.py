@@ -21,7 +21,8 @@ The classical method here: binarise (Sauvola or Otsu), drop specks, rules and
 scan edges, estimate the character height from the components, estimate and
 undo the page skew, then find the lines (`mdrnn.pipelines.line_finder.find_lines`:
 line cores, columns by XY cuts, touching lines cut apart) on a copy of the page
-scaled so that letters are 12 to 24 pixels high. Every size is relative to the
+scaled so that letters are 12 to 24 pixels high; last, lines of small printed
+type are left out (`mdrnn.pipelines.print_lines`). Every size is relative to the
 character height, so any resolution works.
 """
 
@@ -41,6 +42,7 @@ from mdrnn.pipelines.preprocess import (
     ink_mask,
     stretch_contrast,
 )
+from mdrnn.pipelines.print_lines import handwritten
 
 _BINARISERS = ("otsu", "sauvola")
 _MIN_PAGE_SIDE = 8
@@ -80,6 +82,8 @@ class SegmentConfig:
         sauvola_window: odd Sauvola window in pixels, about the height of a line.
         sauvola_k: Sauvola sensitivity; larger keeps less faint ink.
         max_skew: largest page skew searched for, in degrees; 0 skips deskewing.
+        skip_print: leave out lines of small printed type (`print_lines`): forms'
+            instructions and consent paragraphs beside the handwriting.
     """
 
     polarity: str = "auto"
@@ -87,6 +91,7 @@ class SegmentConfig:
     sauvola_window: int = 51
     sauvola_k: float = 0.2
     max_skew: float = 8.0
+    skip_print: bool = True
 
     def __post_init__(self):
         if self.polarity not in ("auto", "keep", "invert"):
@@ -183,7 +188,7 @@ def segment_page(image: np.ndarray, config: SegmentConfig | None = None) -> list
             others = cv2.dilate(others, np.ones((3, 3), np.uint8))
             crop[(others > 0) & (owners != number + 1)] = 255
         lines.append(Line(polygon, bbox, crop, cv2.invertAffineTransform(to_crop)))
-    return lines
+    return handwritten(lines) if config.skip_print else lines
 
 
 def _affine(matrix: np.ndarray) -> np.ndarray:

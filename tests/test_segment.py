@@ -199,3 +199,61 @@ def test_lines_each_at_an_angle_of_their_own_stay_whole():
         (x0, x1), (y0, y1) = line.to_page @ [[0, width], [height / 2] * 2, [1, 1]]
         slope = -np.tan(np.radians(4.0 if k % 2 else -4.0))
         assert abs((y1 - y0) / (x1 - x0) - slope) < np.tan(np.radians(1.0))
+
+
+def _print_and_handwriting_page():
+    """Two lines of small printed type (a form's instructions) above six lines of
+    letters three times their size, each letter apart as in hand-printed writing:
+    the truth boxes of both kinds."""
+    rng = np.random.default_rng(5)
+    page = np.full((1000, 1240), 255, np.uint8)
+    printed, written = [], []
+    for k, top in enumerate((40, 62)):
+        text = "I have read the conditions of participation and agree to them; " * 2
+        cv2.putText(page, text[:110 - 9 * k], (60, top), cv2.FONT_HERSHEY_SIMPLEX, 0.42, 0, 1,
+                    cv2.LINE_AA)
+        printed.append(np.array([[60, top - 10], [1180, top - 10], [1180, top + 3],
+                                 [60, top + 3]]))
+    for k in range(6):
+        base, x = 190 + 120 * k, 60
+        while x < 1000:
+            word = "".join(rng.choice(list("abcdefghilmnoprstuv"), int(rng.integers(3, 8))))
+            cv2.putText(page, word, (x, base), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 1.3, 0, 2,
+                        cv2.LINE_AA)
+            x += cv2.getTextSize(word, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 1.3, 2)[0][0] + 22
+        written.append(np.array([[60, base - 40], [x - 22, base - 40], [x - 22, base + 15],
+                                 [60, base + 15]]))
+    return page, printed, written
+
+
+def test_lines_of_small_print_are_left_out():
+    """A handwriting recogniser should not read a form's printed instructions: lines
+    of small, dense, even type are dropped; the lines of letters at the page's own
+    size stay, though their letters stand apart as printed ones do."""
+    page, printed, written = _print_and_handwriting_page()
+    lines = segment_page(page)
+    assert match_lines([line.polygon for line in lines], written).recall == 1.0
+    assert len(lines) == len(written)
+    kept = segment_page(page, SegmentConfig(skip_print=False))
+    assert len(kept) > len(lines)  # the print is found as lines when asked for
+    assert match_lines([line.polygon for line in kept], written).recall == 1.0
+
+
+def test_a_real_page_loses_its_printed_consent_and_keeps_its_handwriting(shared_data):
+    """Copiste val page wikitexte_0280: two printed lines of consent above 18
+    handwritten lines (all in its ALTO); the print is not in the ground truth."""
+    from lxml import etree
+
+    from mdrnn.datasets.imageio import load_image
+
+    xml = shared_data / "copiste" / "val" / "wikitexte_0280.xml"
+    root = etree.parse(str(xml)).getroot()
+    ns = {"a": root.nsmap[None]}
+    truth = [np.array([int(float(v)) for v in line.get("POINTS").split()]).reshape(-1, 2)
+             for line in root.iterfind(".//a:TextLine/a:Shape/a:Polygon", ns)]
+    image = load_image(xml.with_suffix(".jpg"))
+    lines = segment_page(image)
+    match = match_lines([line.polygon for line in lines], truth)
+    assert (len(truth), match.found, len(match.pairs)) == (18, 18, 18)
+    with_print = segment_page(image, SegmentConfig(skip_print=False))
+    assert len(with_print) == 19 and with_print[0].bbox[1] < lines[0].bbox[1]
