@@ -14,8 +14,9 @@ page's found lines:
   handwritten line mixes letters, ascenders and specks of the paper).
 
 On the Copiste pages, where the thresholds were set on the 34 val pages, the rule
-drops 21 lines of the val pages, all printed, and 90 of the 264 train pages, of
-which 89 printed (`benchmarks/segment_copiste.py`, benchmarks/RESULTS.md).
+drops 21 lines of the val pages, none of them a line of the ground truth, and 90
+lines of the 264 train pages, one of them a line of the ground truth (a reference
+number written small in a corner); benchmarks/RESULTS.md has the figures.
 """
 
 from __future__ import annotations
