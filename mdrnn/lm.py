@@ -158,7 +158,7 @@ def require_varikn():
 
 
 def build_arpa(texts: Iterable[str | Sequence[str]], *, order: int = 6, unit: str = "char",
-               prune: float = 0.01) -> bytes:
+               prune: float = 0.01, symbols: Iterable[str] = ()) -> bytes:
     """Estimate a Kneser-Ney n-gram model of transcriptions; return it as ARPA text.
 
     Args:
@@ -166,6 +166,10 @@ def build_arpa(texts: Iterable[str | Sequence[str]], *, order: int = 6, unit: st
         order: the longest n-gram.
         unit: "char" (each symbol a word, spaces as ``<space>``) or "word".
         prune: VariKN's data-cost scale: n-grams that gain less are left out.
+        symbols: (char unit) symbols the model must know, such as a recogniser's
+            charset: those the texts lack become unigrams with the probability of
+            ``<UNK>``, which is what KenLM gives any unknown word (a model fine-tuned
+            on a few lines reads symbols its new texts never show).
 
     Raises:
         InputError: no usable text, or the ``lm`` extra is not installed.
@@ -200,6 +204,9 @@ def build_arpa(texts: Iterable[str | Sequence[str]], *, order: int = 6, unit: st
             trainer.write_file(str(raw), True)
         grams = read_ngrams(raw)
         _complete(grams)
+        unknown = grams[1].get(("<UNK>",), [min(v[0] for v in grams[1].values()), 0.0])[0]
+        for token in dict.fromkeys(lm_token(s) for s in symbols if unit == "char"):
+            grams[1].setdefault((token,), [unknown, 0.0])
         final = Path(tmp, "lm.arpa")
         _write_arpa(grams, final)
         log.info("%s %d-gram model of %d lines", unit, order, lines)

@@ -118,12 +118,14 @@ def lm_auto(model_path: str | Path, train_samples: Sequence[Sample],
     it in the model file (rewritten atomically) if it lowers the CER by `MIN_GAIN`
     or more; return the chosen LM (weight 0: not stored) and the trials."""
     model_path = Path(model_path)
-    arpa = build_arpa((s.text for s in train_samples), order=order)
+    model = load_model(model_path)
+    recognizer = Recognizer(model, decoder="beam", name=str(model_path))
+    # Every symbol the model reads, though fine-tuning data may show only some.
+    arpa = build_arpa((s.text for s in train_samples), order=order,
+                      symbols=recognizer.charset.symbols)
     with tempfile.TemporaryDirectory(prefix="mdrnn-lm-") as tmp:
         path = Path(tmp, "lm.arpa")
         path.write_bytes(arpa)
-        model = load_model(model_path)
-        recognizer = Recognizer(model, decoder="beam", name=str(model_path))
         chosen, trials = tune_lm(recognizer, val_samples, LanguageModel(path))
     best = min(t.cer for t in trials)
     if chosen.weight == 0 or best > (1 - MIN_GAIN) * trials[0].cer:

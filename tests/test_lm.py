@@ -50,6 +50,23 @@ def test_tokens_name_the_space_and_escape_what_arpa_cannot_hold():
     assert lm_words(("saB", "yaM"), "char") == ["saB", "yaM"]
 
 
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_symbols_the_texts_lack_get_the_unknown_words_probability(tmp_path, engine):
+    """A model fine-tuned on a few lines still reads every symbol of its charset: the
+    LM built for it gives those its texts never show the probability of <UNK>."""
+    path = tmp_path / "chars.arpa"
+    path.write_bytes(build_arpa(TEXTS, order=4, symbols=SYMBOLS + ("d", "é", " ")))
+    unigrams = {line.split("\t")[1]: float(line.split("\t")[0])
+                for line in path.read_text().split("\\1-grams:")[1].split("\\2-grams:")[0]
+                .strip().splitlines()}
+    assert unigrams["d"] == unigrams["é"] == unigrams["<UNK>"] < unigrams["a"]
+    assert read_arpa(path).counts[0] == len(unigrams)
+    decoder = lm_decoder(LanguageModel(path), SYMBOLS + ("d", "é"), engine=engine)
+    # Frames over blank, space, a, b, c, d, é: "a" twice, then blank.
+    rows = [[0.04, 0.01, 0.9, 0.01, 0.01, 0.02, 0.01]] * 2 + [[0.9] + [0.1 / 6] * 6]
+    assert decoder.decode(logits_for(rows), np.array([3]))[0][0] == (2,)  # class 2: "a"
+
 def test_build_writes_tab_separated_arpa_of_the_text(char_lm):
     arpa = read_arpa(char_lm)
     assert arpa.order == 4
