@@ -204,9 +204,10 @@ def build_arpa(texts: Iterable[str | Sequence[str]], *, order: int = 6, unit: st
             trainer.write_file(str(raw), True)
         grams = read_ngrams(raw)
         _complete(grams)
-        unknown = grams[1].get(("<UNK>",), [min(v[0] for v in grams[1].values()), 0.0])[0]
-        for token in dict.fromkeys(lm_token(s) for s in symbols if unit == "char"):
-            grams[1].setdefault((token,), [unknown, 0.0])
+        if unit == "char" and symbols:
+            unknown = grams[1].get(("<UNK>",), [min(v[0] for v in grams[1].values())])[0]
+            for symbol in symbols:
+                grams[1].setdefault((lm_token(symbol),), [unknown, 0.0])
         final = Path(tmp, "lm.arpa")
         _write_arpa(grams, final)
         log.info("%s %d-gram model of %d lines", unit, order, lines)

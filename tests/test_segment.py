@@ -244,13 +244,15 @@ def test_a_real_page_loses_its_printed_consent_and_keeps_its_handwriting(shared_
     handwritten lines (all in its ALTO); the print is not in the ground truth."""
     from lxml import etree
 
+    from mdrnn.datasets.alto import line_points
     from mdrnn.datasets.imageio import load_image
+    from mdrnn.datasets.page import parse_xml
 
     xml = shared_data / "copiste" / "val" / "wikitexte_0280.xml"
-    root = etree.parse(str(xml)).getroot()
-    ns = {"a": root.nsmap[None]}
-    truth = [np.array([int(float(v)) for v in line.get("POINTS").split()]).reshape(-1, 2)
-             for line in root.iterfind(".//a:TextLine/a:Shape/a:Polygon", ns)]
+    root = parse_xml(xml)
+    ns = etree.QName(root).namespace
+    truth = [line_points(line, ns, xml, line.get("ID", ""))
+             for line in root.iter(f"{{{ns}}}TextLine")]
     image = load_image(xml.with_suffix(".jpg"))
     lines = segment_page(image)
     match = match_lines([line.polygon for line in lines], truth)
