@@ -50,7 +50,6 @@ def test_tokens_name_the_space_and_escape_what_arpa_cannot_hold():
     assert lm_words(("saB", "yaM"), "char") == ["saB", "yaM"]
 
 
-
 @pytest.mark.parametrize("engine", ENGINES)
 def test_symbols_the_texts_lack_get_the_unknown_words_probability(tmp_path, engine):
     """A model fine-tuned on a few lines still reads every symbol of its charset: the
@@ -66,6 +65,7 @@ def test_symbols_the_texts_lack_get_the_unknown_words_probability(tmp_path, engi
     # Frames over blank, space, a, b, c, d, é: "a" twice, then blank.
     rows = [[0.04, 0.01, 0.9, 0.01, 0.01, 0.02, 0.01]] * 2 + [[0.9] + [0.1 / 6] * 6]
     assert decoder.decode(logits_for(rows), np.array([3]))[0][0] == (2,)  # class 2: "a"
+
 
 def test_build_writes_tab_separated_arpa_of_the_text(char_lm):
     arpa = read_arpa(char_lm)
