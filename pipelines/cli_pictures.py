@@ -55,6 +55,8 @@ def show_command(model, inputs, out_dir, activations, pages, decoding, compute):
 
         pyplot()  # the extra is missing: say so before loading the model
         recognizer = load_recognizer(model, decoding, compute)
+        if activations and not pages:
+            _check_mdlstm(model, recognizer.model)
         from mdrnn.pipelines.folder_lock import exclusive_folder
 
         with exclusive_folder(out_dir), progress_bar(len(files), "Drawing") as bar:
@@ -65,6 +67,15 @@ def show_command(model, inputs, out_dir, activations, pages, decoding, compute):
         click.echo(f"{len(files) - len(failures)} drawn, {len(failures) + len(problems)} "
                    f"failed; output in {out_dir}", err=True)
     report_failures([*problems, *failures], len(files) + len(problems), "inputs")
+
+
+def _check_mdlstm(name, model) -> None:
+    from mdrnn.errors import InputError
+    from mdrnn.layers import MDLSTM2D
+
+    if not any(isinstance(layer, MDLSTM2D) for layer in model.layers):
+        raise InputError(f"{name}: --activations draws the scans of an MDLSTM level, and "
+                         "this model has none")
 
 
 def _draw_lines(recognizer, files, out_dir, activations, progress) -> list[tuple[str, str]]:

@@ -70,6 +70,24 @@ def test_show_draws_each_line_and_reports_bad_files(model_file, tmp_path):
     assert blank.result.text == "" and blank.spans == []
 
 
+def test_show_activations_of_a_model_without_mdlstm_is_one_clear_error(tmp_path):
+    from mdrnn.datasets.charset import Charset
+    from mdrnn.models import build_model
+    from mdrnn.pipelines.preprocess_config import PreprocessConfig
+
+    charset = Charset.from_texts(["ab c"])
+    spec = {"type": "crnn", "conv": [[4, [2, 2]]], "units": 4, "layers": 1}
+    crnn = tmp_path / "crnn.keras"
+    build_model(spec, len(charset.symbols), height=16, charset=charset.to_config(),
+                preprocessing=PreprocessConfig(height=16).to_dict()).save(crnn)
+    cv2.imwrite(str(tmp_path / "l.png"), line_images(1)[0])
+    result = CliRunner().invoke(main, ["show", str(crnn), str(tmp_path / "l.png"),
+                                       "--out", str(tmp_path / "out"), "--activations"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"Error: {crnn}: --activations")
+    assert not (tmp_path / "out").exists()
+
+
 def test_plot_draws_a_runs_curves_and_names_bad_logs(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
