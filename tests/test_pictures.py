@@ -14,11 +14,11 @@ from mdrnn.pipelines.pictures import render  # noqa: E402
 from mdrnn.pipelines.recognizer import Recognizer  # noqa: E402
 
 
-def test_the_shipped_model_reads_its_characters_where_the_ink_is(shared_data):
+def test_the_shipped_mdlstm_reads_its_characters_where_the_ink_is(shared_data):
     from mdrnn.datasets.formats import open_source
     from mdrnn.zoo import resolve_model
 
-    recognizer = Recognizer.load(resolve_model("fr-copiste"))
+    recognizer = Recognizer.load(resolve_model("fr-copiste-mdlstm"))
     samples = open_source(f"alto:{shared_data / 'copiste' / 'val' / 'wikitexte_0010_2.xml'}")
     letters, spaces, overall = [], [], []
     for sample in samples[:4]:

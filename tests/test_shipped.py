@@ -1,5 +1,6 @@
-"""The shipped model `fr-copiste`: listed with its card, usable by name from the CLI, and
-reading real pages of writers it never saw at about its published error rate."""
+"""The shipped models `fr-copiste` (a CRNN) and `fr-copiste-mdlstm`: listed with their
+cards, usable by name from the CLI, and reading real pages of writers they never saw at
+about their published error rates."""
 
 import cv2
 import pytest
@@ -12,17 +13,21 @@ from mdrnn.pipelines.cli import main
 from mdrnn.zoo import resolve_model, shipped_models
 
 NAME = "fr-copiste"
+NAMES = [NAME, "fr-copiste-mdlstm"]
 
 
-def test_the_model_is_listed_with_its_card():
-    card = shipped_models()[NAME]
-    for key in ("description", "training_data", "licence", "attribution", "measured"):
-        assert card[key], key
-    assert "CC BY 4.0" in card["licence"] and "BAnQ" in card["attribution"]
-    assert resolve_model(NAME).stat().st_size < 10_000_000
+def test_the_models_are_listed_with_their_cards():
+    cards = shipped_models()
+    assert list(cards) == NAMES
+    for name in NAMES:
+        card = cards[name]
+        for key in ("description", "training_data", "licence", "attribution", "measured"):
+            assert card[key], (name, key)
+        assert "CC BY 4.0" in card["licence"] and "BAnQ" in card["attribution"]
+        assert resolve_model(name).stat().st_size < 10_000_000
     result = CliRunner().invoke(main, ["models"])
     assert result.exit_code == 0 and result.output.startswith(f"{NAME}: ")
-    assert "CC BY 4.0" in result.output
+    assert f"\n{NAMES[1]}: " in result.output and result.output.count("CC BY 4.0") >= 4
 
 
 @pytest.fixture
@@ -30,14 +35,15 @@ def val_page(shared_data):
     return shared_data / "copiste" / "val" / "wikitexte_0010_2.xml"
 
 
-def test_evaluate_by_name_on_a_page_of_an_unseen_writer(val_page):
-    result = CliRunner().invoke(main, ["evaluate", NAME, f"alto:{val_page}"])
+@pytest.mark.parametrize("name", NAMES)
+def test_evaluate_by_name_on_a_page_of_an_unseen_writer(val_page, name):
+    result = CliRunner().invoke(main, ["evaluate", name, f"alto:{val_page}"])
     assert result.exit_code == 0, result.output
     cer = float(next(line for line in result.output.splitlines()
                      if line.startswith("CER")).split()[1])
-    # One page (13 lines) of a writer the model never saw, decoded with the model's LM:
-    # 13.7% with the model of 2026-12-06 (13.6% over all val lines); an untrained or
-    # broken model reads ~100%.
+    # One page (13 lines) of a writer the models never saw, decoded with their LMs:
+    # fr-copiste 11.2% (9.4% over all val lines), fr-copiste-mdlstm 13.7% (13.6%); an
+    # untrained or broken model reads ~100%.
     assert cer < 35.0, result.output
 
 

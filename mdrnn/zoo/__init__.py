@@ -19,7 +19,7 @@ FOLDER = Path(__file__).resolve().parent
 def shipped_models() -> dict[str, dict]:
     """The cards of the shipped models by name, in name order."""
     cards = {}
-    for card in sorted(FOLDER.glob("*.json")):
+    for card in sorted(FOLDER.glob("*.json"), key=lambda path: path.stem):
         if (FOLDER / f"{card.stem}.keras").is_file():
             cards[card.stem] = json.loads(card.read_text(encoding="utf-8"))
     return cards
