@@ -71,11 +71,13 @@ def show_command(model, inputs, out_dir, activations, pages, decoding, compute):
 
 def _check_mdlstm(name, model) -> None:
     from mdrnn.errors import InputError
-    from mdrnn.layers import MDLSTM2D
+    from mdrnn.pipelines.explain import first_mdlstm
 
-    if not any(isinstance(layer, MDLSTM2D) for layer in model.layers):
+    try:
+        first_mdlstm(model)  # built once here, used for every line
+    except ValueError:
         raise InputError(f"{name}: --activations draws the scans of an MDLSTM level, and "
-                         "this model has none")
+                         "this model has none") from None
 
 
 def _draw_lines(recognizer, files, out_dir, activations, progress) -> list[tuple[str, str]]:

@@ -52,7 +52,7 @@ class Explanation:
 
 
 @functools.lru_cache(maxsize=4)
-def _first_mdlstm(model: keras.Model) -> tuple[keras.Model, MDLSTM2D]:
+def first_mdlstm(model: keras.Model) -> tuple[keras.Model, MDLSTM2D]:
     """A model from the recogniser's inputs to its first MDLSTM2D level (built once per
     model, not once per line)."""
     layer = next((x for x in model.layers if isinstance(x, MDLSTM2D)), None)
@@ -64,7 +64,7 @@ def _first_mdlstm(model: keras.Model) -> tuple[keras.Model, MDLSTM2D]:
 def first_mdlstm_activations(model: keras.Model, line: np.ndarray) -> dict[str, np.ndarray]:
     """The first MDLSTM2D level's hidden activations for `line`, per scan direction:
     the mean over its units of |h|, (h, w) at that level's resolution."""
-    probe, layer = _first_mdlstm(model)
+    probe, layer = first_mdlstm(model)
     inputs = {"image": line[None, :, :, None].astype("float32"),
               "width": np.array([line.shape[1]], "int32")}
     hidden = np.asarray(probe(inputs))[0]
