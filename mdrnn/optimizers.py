@@ -9,7 +9,8 @@ Newton steps. Each `step`:
    with G = Jᵀ H_L J the Gauss-Newton matrix of the *curvature batch* (a mini-batch):
    J the Jacobian of z in θ, H_L the Hessian of the loss in z; S = J_hᵀ J_h is
    structural damping, the Gauss-Newton matrix of a penalty on changes of chosen
-   hidden states h (the 2011 paper's recurrent-net damping; μ = 0: none);
+   hidden states h (the 2011 paper's recurrent-net damping; μ = 0: none), with
+   Martens' diagonal preconditioner if `precondition` > 0 (`diagonal_preconditioner`);
 3. backtracks over the iterates CG saved (at iterations 5·1.3ᵏ and its last) to the
    one with the lowest f on the gradient batches;
 4. computes the reduction ratio ρ = (f(θ+p) − f(θ)) / (gᵀp + ½ pᵀGp) on the
@@ -40,11 +41,11 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
-from mdrnn.conjugate_gradient import conjugate_gradient
+from mdrnn.conjugate_gradient import conjugate_gradient, diagonal_preconditioner
 from mdrnn.curvature import softmax_curvature, squared_error_curvature
 
-__all__ = ["HessianFree", "conjugate_gradient", "softmax_curvature",
-           "squared_error_curvature"]
+__all__ = ["HessianFree", "conjugate_gradient", "diagonal_preconditioner",
+           "softmax_curvature", "squared_error_curvature"]
 
 
 class HessianFree:
@@ -72,13 +73,14 @@ class HessianFree:
             share of the batch's rows, which is exact for mean losses.
         loss_outputs: batch -> z for the loss and gradient passes (e.g. a forward
             pass compiled with XLA, the loss outside it); default `outputs`.
+        precondition: the diagonal preconditioner's exponent ξ (0: none; Martens: 3/4).
     """
 
     def __init__(self, variables: Sequence[tf.Variable], outputs: Callable, loss: Callable,
                  curvature: Callable, *, damping: float = 1.0, structural: float = 0.0,
                  max_cg: int = 250, min_cg: int = 1, decay: float = 0.95,
                  line_search: bool = True, xla: bool = False, shards: int = 1,
-                 loss_outputs: Callable | None = None):
+                 loss_outputs: Callable | None = None, precondition: float = 0.0):
         # Keras 3 variables wrap a tf.Variable, which forward-mode autodiff needs.
         self.params = [v.value if isinstance(getattr(v, "value", None), tf.Variable) else v
                        for v in variables]
@@ -90,6 +92,7 @@ class HessianFree:
         self.shards = shards
         self.structural, self.max_cg, self.min_cg = structural, max_cg, min_cg
         self.decay, self.line_search = decay, line_search
+        self.precondition = precondition
         self.damping = tf.Variable(damping, dtype=tf.float64, trainable=False, name="damping")
         self.previous = tf.Variable(tf.zeros(sum(self._sizes), dtype), trainable=False,
                                     name="previous_solution")
@@ -183,6 +186,10 @@ class HessianFree:
         gradients over its norm, sqrt(Σ‖gᵢ − ḡ‖² / (k(k − 1))) / ‖ḡ‖ (NaN for one
         batch)."""
         values, grads = zip(*(self._gradient(batch) for batch in batches))
+        return [float(v) for v in values], *self._mean_gradient(grads)
+
+    @staticmethod
+    def _mean_gradient(grads) -> tuple[tf.Tensor, float]:
         k = len(grads)
         grad = tf.add_n(grads) / k
         norm = float(tf.norm(tf.cast(grad, tf.float64)))
@@ -191,7 +198,7 @@ class HessianFree:
             spread = sum(float(tf.reduce_sum(tf.square(tf.cast(g - grad, tf.float64))))
                          for g in grads)
             noise = math.sqrt(spread / (k * (k - 1))) / norm
-        return [float(v) for v in values], grad, noise
+        return grad, noise
 
     def loss_value(self, batches) -> float:
         """The mean loss on batches; +inf where it is not finite (a step to reject)."""
@@ -229,7 +236,9 @@ class HessianFree:
             backtracked to), rate (α), gradient_noise (the gradient's estimated
             relative error, from the spread of the gradient batches' gradients).
         """
-        losses, grad, noise = self.loss_and_gradient(gradient_batches)
+        values, grads = zip(*(self._gradient(batch) for batch in gradient_batches))
+        losses = [float(v) for v in values]
+        grad, noise = self._mean_gradient(grads)
         loss = sum(losses) / len(losses)
         damping = float(self.damping.numpy())
         if not (math.isfinite(loss) and bool(tf.reduce_all(tf.math.is_finite(grad)))):
@@ -241,8 +250,13 @@ class HessianFree:
         def apply(v):
             return self.gauss_newton_product(curvature_batch, v, damping, self.structural)
 
+        preconditioner = None
+        if self.precondition > 0:
+            rows = [int(tf.nest.flatten(b)[0].shape[0]) for b in gradient_batches]
+            preconditioner = diagonal_preconditioner(grads, rows, damping, self.precondition)
         x0 = tf.cast(self.decay, grad.dtype) * self.previous
-        iterates = conjugate_gradient(apply, -grad, x0, self.max_cg, self.min_cg)
+        iterates = conjugate_gradient(apply, -grad, x0, self.max_cg, self.min_cg,
+                                      preconditioner=preconditioner)
         self.previous.assign(iterates[-1][1])
         # CG backtracking: from the last iterate back while f keeps falling.
         chosen = len(iterates) - 1

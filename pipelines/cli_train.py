@@ -115,6 +115,10 @@ def _summary(summary: dict) -> str:
               show_default=True,
               help="hf: validate and save a moving average of the weights over steps with "
                    "this decay (e.g. 0.95; 0: the weights themselves).")
+@click.option("--hf-precondition", type=click.FloatRange(0, 1), default=0.0,
+              show_default=True,
+              help="hf: precondition CG by Martens' diagonal (squared gradients + λ) to "
+                   "this power (he takes 0.75; 0: none).")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
               help="Default 1e-3 for adam, 1e-4 for sgd; for hf the share of each step taken "
                    "(default 1: whole steps), which --schedule then lowers.")
@@ -161,7 +165,7 @@ def _summary(summary: dict) -> str:
               help="The --lm auto model's longest n-gram.")
 def train_command(train_data, val_data, out, preset, spec_file, height, right_to_left, epochs,
                   batch_size, optimizer, hf_batches, hf_damping, hf_max_cg, hf_average,
-                  learning_rate, schedule, lr_factor, lr_patience,
+                  hf_precondition, learning_rate, schedule, lr_factor, lr_patience,
                   patience, augment, dropout, epoch_lines, time_limit, seed, xla,
                   mixed_precision, devices, shards, resume, strict, from_model, lm_mode, lm_order):
     """Train a recogniser; the best model by validation CER is OUT/model.keras."""
@@ -190,6 +194,7 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
                 epochs=epochs,
                 batch_size=batch_size, optimizer=optimizer, hf_batches=hf_batches,
                 hf_damping=hf_damping, hf_max_cg=hf_max_cg, hf_average=hf_average,
+                hf_precondition=hf_precondition,
                 learning_rate=learning_rate,
                 schedule=schedule, lr_factor=lr_factor, lr_patience=lr_patience,
                 patience=patience, augment=augment, epoch_lines=epoch_lines,

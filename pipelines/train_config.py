@@ -50,6 +50,8 @@ class TrainConfig:
         hf_max_cg: for hf, conjugate-gradient iterations per step at most.
         hf_average: for hf, the decay of the weights' moving average over steps, which
             validation reads and the model saves (0: none; see `mdrnn.pipelines.train_hf`).
+        hf_precondition: for hf, the exponent of Martens' diagonal CG preconditioner
+            (0: none; see `mdrnn.optimizers.HessianFree`).
     """
 
     spec: str | dict = "graves2009"
@@ -78,6 +80,7 @@ class TrainConfig:
     hf_damping: float = 1.0
     hf_max_cg: int = 50
     hf_average: float = 0.0
+    hf_precondition: float = 0.0
 
     def __post_init__(self):
         if isinstance(self.preprocessing, dict):  # as stored in a checkpoint
@@ -92,6 +95,9 @@ class TrainConfig:
             raise ValueError(f"hf_damping must be > 0, got {self.hf_damping!r}")
         if not 0 <= self.hf_average < 1:
             raise ValueError(f"hf_average must lie in [0, 1), got {self.hf_average!r}")
+        if not 0 <= self.hf_precondition <= 1:
+            raise ValueError(f"hf_precondition must lie in [0, 1], got "
+                             f"{self.hf_precondition!r}")
         for name in ("epochs", "batch_size", "patience", "hf_batches", "hf_max_cg"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

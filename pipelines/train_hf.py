@@ -48,7 +48,8 @@ class HFSteps:
             CTC loss and its gradient run outside, as in first-order training).
         shards: parts of the curvature batch whose products run side by side.
         average: the decay d of the weights' moving average above (0: none).
-        **options: `HessianFree`'s damping and max_cg (no structural damping here).
+        **options: `HessianFree`'s damping, max_cg and precondition (no structural
+            damping here).
     """
 
     def __init__(self, model, strategy, batches: int, xla: bool = True, shards: int = 1,

@@ -9,6 +9,8 @@ from click.testing import CliRunner
 from test_train import TINY, lines, tiny_config  # noqa: F401
 
 import mdrnn.pipelines.train as training
+import mdrnn.pipelines.train_hf as train_hf
+from mdrnn.optimizers import HessianFree
 from mdrnn.pipelines.cli import main
 from mdrnn.pipelines.train import train
 
@@ -48,19 +50,28 @@ def test_hf_training_lowers_the_loss_and_resumes_exactly(tmp_path, lines, monkey
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_the_cli_takes_hf_and_its_settings(tmp_path):
+def test_the_cli_takes_hf_and_its_settings(tmp_path, monkeypatch):
+    built = []
+
+    def recorded(*args, **options):
+        built.append(options)
+        return HessianFree(*args, **options)
+
+    monkeypatch.setattr(train_hf, "HessianFree", recorded)
     (tmp_path / "spec.json").write_text(json.dumps(TINY))
     result = CliRunner().invoke(main, [
         "train", "--train", "digits:train:8", "--val", "digits:val:4", "--out",
         str(tmp_path / "run"), "--spec", str(tmp_path / "spec.json"), "--height", "16",
         "--epochs", "1",
         "--batch-size", "4", "--no-xla", "--optimizer", "hf", "--hf-batches", "2",
-        "--hf-damping", "3", "--hf-max-cg", "3"])
+        "--hf-damping", "3", "--hf-max-cg", "3", "--hf-precondition", "0.75"])
     assert result.exit_code == 0, result.output
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
     assert {k: state["config"][k] for k in ("optimizer", "hf_batches", "hf_damping",
-                                            "hf_max_cg")} == {
-        "optimizer": "hf", "hf_batches": 2, "hf_damping": 3.0, "hf_max_cg": 3}
+                                            "hf_max_cg", "hf_precondition")} == {
+        "optimizer": "hf", "hf_batches": 2, "hf_damping": 3.0, "hf_max_cg": 3,
+        "hf_precondition": 0.75}
+    assert [(o["damping"], o["max_cg"], o["precondition"]) for o in built] == [(3, 3, 0.75)]
     # The checkpoint holds HF's state (λ, the last CG solution, the steps: one, on
     # the 2 batches of 4 lines), and the log's learning_rate column its λ.
     with np.load(tmp_path / "run" / "checkpoint" / "optimizer.npz") as saved:
@@ -88,3 +99,15 @@ def test_hf_validates_and_saves_the_weights_moving_average(tmp_path):
     with np.load(tmp_path / "run" / "checkpoint" / "model.npz") as saved:
         weights = np.concatenate([saved[f"arr_{i}"].ravel() for i in range(len(saved.files))])
     assert weights.size == mean.size and not np.allclose(weights, mean, atol=1e-4)
+
+
+def test_the_preconditioner_setting_is_checked_and_old_configs_read_without_it():
+    from dataclasses import asdict
+
+    from mdrnn.pipelines.train_config import TrainConfig
+
+    with pytest.raises(ValueError, match="hf_precondition"):
+        TrainConfig(optimizer="hf", hf_precondition=1.5)
+    stored = asdict(TrainConfig(optimizer="hf"))
+    del stored["hf_precondition"]  # a checkpoint written before the setting existed
+    assert TrainConfig.from_dict(stored).hf_precondition == 0.0
