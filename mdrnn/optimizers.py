@@ -27,11 +27,8 @@ ops, as the MDLSTM's is, and through while loops with TensorArrays, where
 `tf.autodiff.ForwardAccumulator` fails), the loss curvature applied in output
 space, and one more backward pass for Jᵀ(H_L J v).
 
-The loss curvatures H_L (PSD, of matching losses; CTC's surrogate) are in
-`mdrnn.curvature`.
-
-The optimiser's state (λ, the last CG solution, the step count) is in
-`variables`, so checkpoints that save an optimiser's variables carry it.
+The loss curvatures H_L (PSD; CTC's surrogate) are in `mdrnn.curvature`; the state
+(λ, the last CG solution, the step count) is in `variables`, which checkpoints carry.
 """
 
 from __future__ import annotations
@@ -185,8 +182,12 @@ class HessianFree:
         its estimated relative error: the standard error of the mean of the batches'
         gradients over its norm, sqrt(Σ‖gᵢ − ḡ‖² / (k(k − 1))) / ‖ḡ‖ (NaN for one
         batch)."""
+        losses, grads = self._batch_gradients(batches)
+        return losses, *self._mean_gradient(grads)
+
+    def _batch_gradients(self, batches) -> tuple[list[float], tuple[tf.Tensor, ...]]:
         values, grads = zip(*(self._gradient(batch) for batch in batches))
-        return [float(v) for v in values], *self._mean_gradient(grads)
+        return [float(v) for v in values], grads
 
     @staticmethod
     def _mean_gradient(grads) -> tuple[tf.Tensor, float]:
@@ -236,8 +237,7 @@ class HessianFree:
             backtracked to), rate (α), gradient_noise (the gradient's estimated
             relative error, from the spread of the gradient batches' gradients).
         """
-        values, grads = zip(*(self._gradient(batch) for batch in gradient_batches))
-        losses = [float(v) for v in values]
+        losses, grads = self._batch_gradients(gradient_batches)
         grad, noise = self._mean_gradient(grads)
         loss = sum(losses) / len(losses)
         damping = float(self.damping.numpy())
