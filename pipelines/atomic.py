@@ -26,8 +26,8 @@ def atomic_path(path: str | Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
                                          dir=path.parent)
-    os.close(handle)
-    try:
+    try:  # from here on the temporary goes, however the block ends (a SIGTERM: Ctrl-C)
+        os.close(handle)
         yield Path(temporary)
         with open(temporary, "rb+") as f:
             os.fsync(f.fileno())
