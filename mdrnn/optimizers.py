@@ -64,9 +64,10 @@ class HessianFree:
         line_search: take the backtracking line search (else α = 1).
         xla: compile the Gauss-Newton products with XLA (they hold no loss, only the
             outputs and their curvature, which must then be XLA-compilable).
-        shards: compute products, losses and gradients on this many parts of each
-            batch, independent calls that TensorFlow runs side by side (XLA's CPU
-            code runs one call on one core), weighted by their share of the rows.
+        shards: compute the products on this many parts of the curvature batch as
+            independent calls, which TensorFlow runs side by side (XLA's CPU code
+            runs one call on one core); the parts' products are weighted by their
+            share of the batch's rows, which is exact for mean losses.
         loss_outputs: batch -> z for the loss and gradient passes (e.g. a forward
             pass compiled with XLA, the loss outside it); default `outputs`.
         precondition: the diagonal preconditioner's exponent ξ (0: none; Martens: 3/4).
@@ -98,10 +99,7 @@ class HessianFree:
         self._value = tf.function(self._loss_value, reduce_retracing=True)
         self._shard_product = tf.function(self._gauss_newton, reduce_retracing=True,
                                           jit_compile=xla)
-        self._product = tf.function(
-            lambda batch, vector, damping, structural: self._over_shards(
-                lambda part: self._shard_product(part, vector, damping, structural), batch),
-            reduce_retracing=True)
+        self._product = tf.function(self._sharded_product, reduce_retracing=True)
 
     @property
     def variables(self) -> list[tf.Variable]:
@@ -122,8 +120,7 @@ class HessianFree:
             variable.assign_add(delta)
 
     def _loss_value(self, batch):
-        return self._over_shards(lambda part: self._loss(self._loss_outputs(part), part),
-                                 batch)
+        return self._loss(self._loss_outputs(batch), batch)
 
     def _loss_and_gradient(self, batch):
         with tf.GradientTape() as tape:
@@ -159,17 +156,20 @@ class HessianFree:
         del tape
         return self._flat(products) + tf.cast(damping, vector.dtype) * vector
 
-    def _over_shards(self, function, batch):
-        """Σᵢ sᵢ·function(partᵢ) over the `shards` parts of the batch's rows, sᵢ a part's
-        share of them: the whole batch's value where `function` is a mean over rows."""
+    def _sharded_product(self, batch, vector, damping, structural):
         if self.shards == 1:
-            return function(batch)
+            return self._shard_product(batch, vector, damping, structural)
         rows = tf.shape(tf.nest.flatten(batch)[0])[0]
         sizes = [rows // self.shards + tf.cast(i < rows % self.shards, tf.int32)
                  for i in range(self.shards)]
-        leaves = [tf.split(t, tf.stack(sizes), num=self.shards) for t in tf.nest.flatten(batch)]
-        values = [function(tf.nest.pack_sequence_as(batch, list(part))) for part in zip(*leaves)]
-        return tf.add_n([tf.cast(size / rows, v.dtype) * v for size, v in zip(sizes, values)])
+        leaves = [tf.split(t, tf.stack(sizes), num=self.shards)
+                  for t in tf.nest.flatten(batch)]
+        total = 0
+        for i, size in enumerate(sizes):
+            part = tf.nest.pack_sequence_as(batch, [pieces[i] for pieces in leaves])
+            share = tf.cast(size, vector.dtype) / tf.cast(rows, vector.dtype)
+            total += share * self._shard_product(part, vector, damping, structural)
+        return total
 
     def gauss_newton_product(self, batch, vector: tf.Tensor, damping: float = 0.0,
                              structural: float = 0.0) -> tf.Tensor:
