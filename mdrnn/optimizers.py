@@ -20,12 +20,12 @@ Newton steps. Each `step`:
    less under a step-size schedule): α ← 0.8 α while f(θ+αp) > f(θ) + 10⁻² α gᵀp,
    at most 60 times, else no step.
 
-G·v takes one forward pass and three backward ones: J·v by the double-backward
-trick (Jᵀu is linear in u, so the gradient in u of ⟨Jᵀu, v⟩ is J·v; this goes
-through `tf.custom_gradient` functions whose backward is made of differentiable
-ops, as the MDLSTM's is, and through while loops with TensorArrays, where
-`tf.autodiff.ForwardAccumulator` fails), the loss curvature applied in output
-space, and one more backward pass for Jᵀ(H_L J v).
+G·v is J·v by the double-backward trick (Jᵀu is linear in u, so the gradient in u
+of ⟨Jᵀu, v⟩ is J·v; this goes through `tf.custom_gradient` functions and while loops
+with TensorArrays, where `tf.autodiff.ForwardAccumulator` fails), the loss curvature
+applied in output space, and a backward pass for Jᵀ(H_L J v). The MDLSTM's backward
+transposes to its forward-mode scan, so compiled (the first backward's values unused)
+G·v costs a forward pass, a forward-mode pass and a backward pass.
 
 The loss curvatures H_L (PSD; CTC's surrogate) are in `mdrnn.curvature`; the state
 (λ, the last CG solution, the step count) is in `variables`, which checkpoints carry.

@@ -77,3 +77,30 @@ def cell_backward(dh, dc_next, gates, c, c_y, c_x, peephole, mask=1.0):
     dc_y = dc * f_y + dz_i * p_i + dz_fy * p_fy
     dc_x = dc * f_x + dz_i * p_i + dz_fx * p_fx
     return tf.concat([dz_i, dz_fy, dz_fx, dz_g, dz_o], axis=-1), dc_y, dc_x
+
+
+def cell_tangent(dz, dc_y, dc_x, dpeephole, gates, c, c_y, c_x, peephole, mask=1.0):
+    """The directional derivative of `cell_forward` (forward mode).
+
+    Args:
+        dz: (..., 5n) change of the pre-activations.
+        dc_y, dc_x: (..., n) changes of the predecessors' cell states.
+        dpeephole: the change of each peephole (p_i, p_fy, p_fx, p_o).
+        gates, c: what `cell_forward` returned for this cell.
+        c_y, c_x, peephole, mask: as given to `cell_forward`.
+
+    Returns:
+        The changes of h and of c (..., n).
+    """
+    p_i, p_fy, p_fx, p_o = peephole
+    dp_i, dp_fy, dp_fx, dp_o = dpeephole
+    i, f_y, f_x, g, o = tf.split(gates, 5, axis=-1)
+    dz_i, dz_fy, dz_fx, dz_g, dz_o = tf.split(dz, 5, axis=-1)
+    di = i * (1 - i) * (dz_i + dp_i * (c_y + c_x) + p_i * (dc_y + dc_x))
+    df_y = f_y * (1 - f_y) * (dz_fy + dp_fy * c_y + p_fy * dc_y)
+    df_x = f_x * (1 - f_x) * (dz_fx + dp_fx * c_x + p_fx * dc_x)
+    dg = (1 - g * g) * dz_g
+    dc = (di * g + i * dg + df_y * c_y + f_y * dc_y + df_x * c_x + f_x * dc_x) * mask
+    do = o * (1 - o) * (dz_o + dp_o * c + p_o * dc)
+    tc = tf.tanh(c)
+    return (do * tc + o * (1 - tc * tc) * dc) * mask, dc
