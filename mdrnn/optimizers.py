@@ -20,12 +20,11 @@ Newton steps. Each `step`:
    less under a step-size schedule): α ← 0.8 α while f(θ+αp) > f(θ) + 10⁻² α gᵀp,
    at most 60 times, else no step.
 
-G·v is J·v by the double-backward trick (Jᵀu is linear in u, so the gradient in u
-of ⟨Jᵀu, v⟩ is J·v; this goes through `tf.custom_gradient` functions and while loops
-with TensorArrays, where `tf.autodiff.ForwardAccumulator` fails), the loss curvature
-applied in output space, and a backward pass for Jᵀ(H_L J v). The MDLSTM's backward
-transposes to its forward-mode scan, so compiled (the first backward's values unused)
-G·v costs a forward pass, a forward-mode pass and a backward pass.
+G·v is J·v by the double-backward trick (Jᵀu is linear in u, so the gradient in u of
+⟨Jᵀu, v⟩ is J·v; unlike `tf.autodiff.ForwardAccumulator`, it goes through while loops
+with TensorArrays; through the MDLSTM it is the layer's forward-mode scan,
+`forward_mode_jvp`), the loss curvature in output space, and a backward pass for
+Jᵀ(H_L J v): compiled, a forward, a forward-mode and a backward pass.
 
 The loss curvatures H_L (PSD; CTC's surrogate) are in `mdrnn.curvature`; the state
 (λ, the last CG solution, the step count) is in `variables`, which checkpoints carry.
@@ -40,6 +39,7 @@ import tensorflow as tf
 
 from mdrnn.conjugate_gradient import conjugate_gradient, diagonal_preconditioner
 from mdrnn.curvature import softmax_curvature, squared_error_curvature
+from mdrnn.layers.wavefront import forward_mode_jvp
 
 __all__ = ["HessianFree", "conjugate_gradient", "diagonal_preconditioner",
            "softmax_curvature", "squared_error_curvature"]
@@ -138,7 +138,7 @@ class HessianFree:
         # J v by the double-backward trick: Jᵀu is linear in u, so the gradient of
         # <Jᵀu, v> in u is J v (at any u; zeros here).
         probes = [tf.zeros_like(t) for t in targets]
-        with tf.GradientTape() as outer:
+        with tf.GradientTape() as outer, forward_mode_jvp():
             outer.watch(probes)
             pulled = tape.gradient(targets, self.params, output_gradients=probes,
                                    unconnected_gradients=zero)

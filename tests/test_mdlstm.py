@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from mdrnn.layers import MDLSTM2D
+from mdrnn.layers.wavefront import forward_mode_jvp
 
 DIRECTIONS = ("tl", "tr", "bl", "br")
 
@@ -191,9 +192,10 @@ def test_stacked_directions_match_the_reference_forward_and_backward():
 @pytest.mark.parametrize("stack", [False, True])
 @pytest.mark.parametrize("jit", [None, False, True])
 def test_jacobian_vector_products_match_the_reference_forward_mode(stack, jit):
-    """J·v by the double-backward trick (the transpose of the hand-written backward is
-    the layer's forward-mode scan) equals the reference's forward-mode autodiff, in
-    float64, all directions, masked; eager, traced and compiled."""
+    """J·v by the double-backward trick within `forward_mode_jvp` (the transpose of the
+    hand-written backward is the layer's forward-mode scan) equals the reference's
+    forward-mode autodiff, in float64, all directions, masked; eager, traced and
+    compiled."""
     rng = np.random.default_rng(11)
     layer = random_layer(2, 2, dtype="float64", stack_directions=stack)
     x = tf.constant(rng.normal(size=(2, 3, 4, 2)))
@@ -206,7 +208,7 @@ def test_jacobian_vector_products_match_the_reference_forward_mode(stack, jit):
             tape.watch(x)
             y = layer(x, mask=mask)
         probe = tf.zeros_like(y)
-        with tf.GradientTape() as outer:
+        with tf.GradientTape() as outer, forward_mode_jvp():
             outer.watch(probe)
             pulled = tape.gradient(y, [x, *weights], output_gradients=probe)
             paired = tf.add_n([tf.reduce_sum(p * t)
@@ -219,6 +221,35 @@ def test_jacobian_vector_products_match_the_reference_forward_mode(stack, jit):
         ref = reference_mdlstm(x, *reference_weights, layer.directions, mask)
     np.testing.assert_allclose(got.numpy(), accumulator.jvp(ref).numpy(), rtol=1e-8,
                                atol=1e-12)
+
+
+def test_second_derivatives_match_the_reference_outside_forward_mode_jvp():
+    """Outside `forward_mode_jvp`, autodiff differentiates the hand-written backward in
+    everything: the derivative in the weights of the input gradient's squared norm (a
+    gradient penalty) equals the reference's."""
+    rng = np.random.default_rng(12)
+    layer = random_layer(2, 2, dtype="float64")
+    x = tf.constant(rng.normal(size=(2, 3, 4, 2)))
+    mask = size_mask([(3, 4), (2, 3)], 3, 4)
+    probe = tf.constant(rng.normal(size=(2, 3, 4, 8)))
+
+    def penalty_gradient(forward, weights):
+        with tf.GradientTape() as outer:
+            outer.watch(weights)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = tf.reduce_sum(tf.sin(forward()) * probe)
+            penalty = tf.reduce_sum(inner.gradient(y, x) ** 2)
+        return outer.gradient(penalty, weights)
+
+    got = penalty_gradient(lambda: layer(x, mask=mask),
+                           [v.value for v in layer.trainable_variables])
+    weights = weights_of(layer)
+    want = penalty_gradient(lambda: reference_mdlstm(x, *weights, layer.directions, mask),
+                            weights)
+    for g, w in zip(got, want, strict=True):
+        assert np.abs(w.numpy()).max() > 1e-3
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-8, atol=1e-12)
 
 
 def test_gradients_match_finite_differences():

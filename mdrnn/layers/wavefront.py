@@ -14,19 +14,42 @@ side by side, as a leading axis with a batched matmul. The cell's equations are
 The backward pass is written by hand (`tf.custom_gradient`): it walks the diagonals
 in reverse and leaves the weight gradients to single matmuls after the loop, which
 is about twice as fast as autodiff through the loop. That backward is linear in the
-incoming gradient, and its own derivative (a `tf.custom_gradient` too) is the
-layer's forward mode: one scan along the diagonals carrying the changes of h and c,
-which gives J·v for the double-backward trick (Gauss-Newton products) at the cost
-of about a forward pass, where autodiff through the backward loop would record and
-reverse it. The gradient's derivative in the inputs and weights themselves (which
-exact Hessian-vector products would need, Gauss-Newton ones do not) is taken as zero.
+incoming gradient, and its derivative there is the layer's forward mode: one scan
+along the diagonals carrying the changes of h and c, which gives J·v for the
+double-backward trick (Gauss-Newton products) at about the cost of a forward pass,
+where autodiff through the backward loop records and reverses it. Backward passes
+built within `forward_mode_jvp()` take that scan as their derivative (a
+`tf.custom_gradient` of their own) and their derivative in the inputs and weights
+themselves as zero: enough for Gauss-Newton products, not for exact second
+derivatives (Hessian-vector products, gradient penalties), which autodiff gives
+outside it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import tensorflow as tf
 
 from mdrnn.layers.cell import cell_backward, cell_forward, cell_tangent
+
+_jvp = threading.local()
+
+
+@contextlib.contextmanager
+def forward_mode_jvp():
+    """MDLSTM backward passes built within take the layer's forward mode as their
+    derivative in the incoming gradient (see the module docstring): J·v by the
+    double-backward trick at about the cost of a forward pass, their derivative in the
+    inputs and weights taken as zero. Outside (the default), autodiff differentiates
+    them in everything, exactly."""
+    previous = getattr(_jvp, "forward_mode", False)
+    _jvp.forward_mode = True
+    try:
+        yield
+    finally:
+        _jvp.forward_mode = previous
 
 
 def skew(x: tf.Tensor) -> tf.Tensor:
@@ -120,8 +143,7 @@ def scan_diagonals(xs: tf.Tensor, mask: tf.Tensor, kernel: tf.Tensor, recurrent:
     )
     hs, cs, gates = h_acc.stack(), c_acc.stack(), g_acc.stack()
 
-    @tf.custom_gradient
-    def grad(dhs):
+    def backward(dhs):
         # States entering each diagonal: the previous diagonal's (zero before the first).
         h_in = tf.concat([zero_state[None], hs[:-1]], axis=0)  # (K, D, B, H, n)
         c_in = tf.concat([zero_state[None], cs[:-1]], axis=0)
@@ -189,5 +211,11 @@ def scan_diagonals(xs: tf.Tensor, mask: tf.Tensor, kernel: tf.Tensor, recurrent:
             return forward_mode(changes[0], *changes[2:])
 
         return d_inputs, transpose
+
+    linear_backward = tf.custom_gradient(backward)
+
+    def grad(dhs):
+        forward_mode = getattr(_jvp, "forward_mode", False)
+        return linear_backward(dhs) if forward_mode else backward(dhs)[0]
 
     return hs, grad
