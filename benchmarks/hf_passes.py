@@ -5,8 +5,8 @@ pixels, the step's functions as `mdrnn train --optimizer hf` builds them (XLA on
 the products in one shard per core): the loss (forward pass and CTC), the loss and
 its gradient, and one Gauss-Newton product G·v. The three are timed interleaved
 after warm-up (first calls compile); the last line is a JSON object with each
-pass's median seconds and its ratio to the loss pass. To compare two versions of the code,
-run this script under each in turn, alternating, on a quiet machine.
+pass's median seconds and its ratio to the loss pass. To compare two versions of
+the code, run this script under each in turn, alternating, on a quiet machine.
 
     python benchmarks/hf_passes.py [--batch 16] [--width 320] [--repeats 20]
 """
@@ -24,23 +24,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from train_speed import make_batch  # noqa: E402  (beside this script)
 
-from mdrnn.models import build_model, output_lengths  # noqa: E402
+from mdrnn.models import build_model  # noqa: E402
 from mdrnn.pipelines.train_hf import HFSteps  # noqa: E402
 from mdrnn.pipelines.train_steps import default_shards  # noqa: E402
 
 CLASSES = 10  # the ten digits of the digit recipe's lines
-
-
-def make_batch(model, batch: int, height: int, width: int) -> dict:
-    rng = np.random.default_rng(0)
-    length = max(1, int(output_lengths(model, width)) // 3)
-    return {
-        "image": tf.constant(rng.uniform(size=(batch, height, width, 1)).astype("float32")),
-        "width": tf.constant(np.full(batch, width, "int32")),
-        "labels": tf.constant(rng.integers(1, CLASSES + 1, (batch, length)).astype("int32")),
-        "label_length": tf.constant(np.full(batch, length, "int32")),
-    }
 
 
 def main() -> None:
@@ -54,7 +44,8 @@ def main() -> None:
     model = build_model("graves2009_x9", CLASSES, height=args.height)
     strategy = tf.distribute.get_strategy()
     steps = HFSteps(model, strategy, 1, shards=default_shards(strategy, args.batch))
-    hf, batch = steps.hf, make_batch(model, args.batch, args.height, args.width)
+    hf, batch = steps.hf, make_batch(model, args.batch, args.height, args.width,
+                                        classes=CLASSES)
     vector = tf.constant(np.random.default_rng(1).normal(
         size=hf.flat_weights().shape).astype("float32"))
     passes = {

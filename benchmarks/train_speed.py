@@ -34,14 +34,15 @@ from mdrnn.pipelines.train_steps import (  # noqa: E402
 CLASSES = 80
 
 
-def make_batch(model, batch: int, height: int, width: int, seed: int = 0) -> dict:
+def make_batch(model, batch: int, height: int, width: int, seed: int = 0,
+               classes: int = CLASSES) -> dict:
     rng = np.random.default_rng(seed)
     frames = int(output_lengths(model, width))
     length = max(1, frames // 3)
     return {
         "image": tf.constant(rng.uniform(size=(batch, height, width, 1)).astype("float32")),
         "width": tf.constant(np.full(batch, width, "int32")),
-        "labels": tf.constant(rng.integers(1, CLASSES + 1, (batch, length)).astype("int32")),
+        "labels": tf.constant(rng.integers(1, classes + 1, (batch, length)).astype("int32")),
         "label_length": tf.constant(np.full(batch, length, "int32")),
     }
 

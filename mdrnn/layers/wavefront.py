@@ -215,7 +215,7 @@ def scan_diagonals(xs: tf.Tensor, mask: tf.Tensor, kernel: tf.Tensor, recurrent:
     linear_backward = tf.custom_gradient(backward)
 
     def grad(dhs):
-        forward_mode = getattr(_jvp, "forward_mode", False)
-        return linear_backward(dhs) if forward_mode else backward(dhs)[0]
+        in_context = getattr(_jvp, "forward_mode", False)
+        return linear_backward(dhs) if in_context else backward(dhs)[0]
 
     return hs, grad
