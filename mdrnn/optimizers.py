@@ -3,7 +3,8 @@
 `HessianFree` minimises a mean loss f(θ) of a model's outputs z(θ) by truncated
 Newton steps. Each `step`:
 
-1. computes f and its gradient g on the *gradient batches* (a large sample);
+1. computes f and its gradient g on the *gradient batches* (a large sample), a
+   batch's gradient clipped where it stands far out from the others' (`clip`);
 2. runs conjugate gradient (`conjugate_gradient`) on the damped quadratic model
    q(p) = gᵀp + ½ pᵀ(G + λI + λμ S)p from 0.95 times the previous step's solution,
    with G = Jᵀ H_L J the Gauss-Newton matrix of the *curvature batch* (a mini-batch):
@@ -37,6 +38,7 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
+from mdrnn.batch_gradients import clip_outliers, mean_gradient
 from mdrnn.conjugate_gradient import conjugate_gradient, diagonal_preconditioner
 from mdrnn.curvature import softmax_curvature, squared_error_curvature
 from mdrnn.layers.wavefront import forward_mode_jvp
@@ -71,13 +73,17 @@ class HessianFree:
         loss_outputs: batch -> z for the loss and gradient passes (e.g. a forward
             pass compiled with XLA, the loss outside it); default `outputs`.
         precondition: the diagonal preconditioner's exponent ξ (0: none; Martens: 3/4).
+        clip: scale each gradient batch's gradient down to at most `clip` times the
+            median of their norms, the losses left as they are
+            (`mdrnn.batch_gradients.clip_outliers`; 0: never).
     """
 
     def __init__(self, variables: Sequence[tf.Variable], outputs: Callable, loss: Callable,
                  curvature: Callable, *, damping: float = 1.0, structural: float = 0.0,
                  max_cg: int = 250, min_cg: int = 1, decay: float = 0.95,
                  line_search: bool = True, xla: bool = False, shards: int = 1,
-                 loss_outputs: Callable | None = None, precondition: float = 0.0):
+                 loss_outputs: Callable | None = None, precondition: float = 0.0,
+                 clip: float = 0.0):
         # Keras 3 variables wrap a tf.Variable, which forward-mode autodiff needs.
         self.params = [v.value if isinstance(getattr(v, "value", None), tf.Variable) else v
                        for v in variables]
@@ -89,7 +95,7 @@ class HessianFree:
         self.shards = shards
         self.structural, self.max_cg, self.min_cg = structural, max_cg, min_cg
         self.decay, self.line_search = decay, line_search
-        self.precondition = precondition
+        self.precondition, self.clip = precondition, clip
         self.damping = tf.Variable(damping, dtype=tf.float64, trainable=False, name="damping")
         self.previous = tf.Variable(tf.zeros(sum(self._sizes), dtype), trainable=False,
                                     name="previous_solution")
@@ -183,23 +189,11 @@ class HessianFree:
         gradients over its norm, sqrt(Σ‖gᵢ − ḡ‖² / (k(k − 1))) / ‖ḡ‖ (NaN for one
         batch)."""
         losses, grads = self._batch_gradients(batches)
-        return losses, *self._mean_gradient(grads)
+        return losses, *mean_gradient(grads)
 
     def _batch_gradients(self, batches) -> tuple[list[float], tuple[tf.Tensor, ...]]:
         values, grads = zip(*(self._gradient(batch) for batch in batches))
         return [float(v) for v in values], grads
-
-    @staticmethod
-    def _mean_gradient(grads) -> tuple[tf.Tensor, float]:
-        k = len(grads)
-        grad = tf.add_n(grads) / k
-        norm = float(tf.norm(tf.cast(grad, tf.float64)))
-        noise = math.nan
-        if k > 1 and norm > 0:
-            spread = sum(float(tf.reduce_sum(tf.square(tf.cast(g - grad, tf.float64))))
-                         for g in grads)
-            noise = math.sqrt(spread / (k * (k - 1))) / norm
-        return grad, noise
 
     def loss_value(self, batches) -> float:
         """The mean loss on batches; +inf where it is not finite (a step to reject)."""
@@ -238,7 +232,9 @@ class HessianFree:
             relative error, from the spread of the gradient batches' gradients).
         """
         losses, grads = self._batch_gradients(gradient_batches)
-        grad, noise = self._mean_gradient(grads)
+        if self.clip and len(grads) > 1:
+            grads = clip_outliers(grads, self.clip)
+        grad, noise = mean_gradient(grads)
         loss = sum(losses) / len(losses)
         damping = float(self.damping.numpy())
         if not (math.isfinite(loss) and bool(tf.reduce_all(tf.math.is_finite(grad)))):

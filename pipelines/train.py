@@ -147,7 +147,8 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
                                     xla=config.xla and not has_keras_rnn(model),
                                     average=config.hf_average, damping=config.hf_damping,
                                     max_cg=config.hf_max_cg,
-                                    precondition=config.hf_precondition)
+                                    precondition=config.hf_precondition,
+                                    clip=config.hf_clip)
             else:
                 optimizer = make_optimizer(config)
                 optimizer.build(model.trainable_variables)

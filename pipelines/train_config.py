@@ -52,6 +52,9 @@ class TrainConfig:
             validation reads and the model saves (0: none; see `mdrnn.pipelines.train_hf`).
         hf_precondition: for hf, the exponent of Martens' diagonal CG preconditioner
             (0: none; see `mdrnn.optimizers.HessianFree`).
+        hf_clip: for hf, a batch's gradient is scaled down to at most this many times
+            the median of its step's batches' gradient norms (0: never;
+            `mdrnn.batch_gradients.clip_outliers`).
     """
 
     spec: str | dict = "graves2009"
@@ -81,6 +84,7 @@ class TrainConfig:
     hf_max_cg: int = 50
     hf_average: float = 0.0
     hf_precondition: float = 0.0
+    hf_clip: float = 0.0
 
     def __post_init__(self):
         if isinstance(self.preprocessing, dict):  # as stored in a checkpoint
@@ -95,6 +99,8 @@ class TrainConfig:
             raise ValueError(f"hf_damping must be > 0, got {self.hf_damping!r}")
         if not 0 <= self.hf_average < 1:
             raise ValueError(f"hf_average must lie in [0, 1), got {self.hf_average!r}")
+        if self.hf_clip != 0 and not self.hf_clip >= 1:
+            raise ValueError(f"hf_clip must be 0 or >= 1, got {self.hf_clip!r}")
         if not 0 <= self.hf_precondition <= 1:
             raise ValueError(f"hf_precondition must lie in [0, 1], got "
                              f"{self.hf_precondition!r}")

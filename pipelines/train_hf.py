@@ -20,6 +20,11 @@ saved (`averaged`): near a minimum, HF steps fitted to a few lines each scatter 
 weights around it, and their average lies closer. The steps themselves go on from
 the weights, not from their average; the average is in the checkpoint.
 
+A batch whose lines lie on a cliff of the loss can have a gradient tens of times
+its step's others', and then makes the step alone; λ climbs. `clip` (`--hf-clip`)
+scales it down to that many times their median norm
+(`mdrnn.batch_gradients.clip_outliers`).
+
 The loss is the batch's mean CTC loss; its Gauss-Newton curvature is the softmax's
 (diag(y) − y yᵀ) on each valid frame, divided by the lines in the batch (see
 `mdrnn.curvature` on why this PSD surrogate).
@@ -48,8 +53,8 @@ class HFSteps:
             CTC loss and its gradient run outside, as in first-order training).
         shards: parts of the curvature batch whose products run side by side.
         average: the decay d of the weights' moving average above (0: none).
-        **options: `HessianFree`'s damping, max_cg and precondition (no structural
-            damping here).
+        **options: `HessianFree`'s damping, max_cg, precondition and clip (no
+            structural damping here).
     """
 
     def __init__(self, model, strategy, batches: int, xla: bool = True, shards: int = 1,

@@ -16,8 +16,9 @@ from mdrnn.pipelines.train import train
 
 
 def hf_config(**kwargs):
+    # hf_clip 1: in every step, the batch gradients above their median are clipped.
     return tiny_config(optimizer="hf", hf_batches=3, hf_max_cg=8, hf_average=0.5,
-                       schedule="cosine", **kwargs)
+                       hf_clip=1.0, schedule="cosine", **kwargs)
 
 
 @pytest.mark.slow
@@ -64,14 +65,16 @@ def test_the_cli_takes_hf_and_its_settings(tmp_path, monkeypatch):
         str(tmp_path / "run"), "--spec", str(tmp_path / "spec.json"), "--height", "16",
         "--epochs", "1",
         "--batch-size", "4", "--no-xla", "--optimizer", "hf", "--hf-batches", "2",
-        "--hf-damping", "3", "--hf-max-cg", "3", "--hf-precondition", "0.75"])
+        "--hf-damping", "3", "--hf-max-cg", "3", "--hf-precondition", "0.75",
+        "--hf-clip", "6"])
     assert result.exit_code == 0, result.output
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
     assert {k: state["config"][k] for k in ("optimizer", "hf_batches", "hf_damping",
-                                            "hf_max_cg", "hf_precondition")} == {
+                                            "hf_max_cg", "hf_precondition", "hf_clip")} == {
         "optimizer": "hf", "hf_batches": 2, "hf_damping": 3.0, "hf_max_cg": 3,
-        "hf_precondition": 0.75}
-    assert [(o["damping"], o["max_cg"], o["precondition"]) for o in built] == [(3, 3, 0.75)]
+        "hf_precondition": 0.75, "hf_clip": 6.0}
+    assert [(o["damping"], o["max_cg"], o["precondition"], o["clip"]) for o in built] == [
+        (3, 3, 0.75, 6)]
     # The checkpoint holds HF's state (λ, the last CG solution, the steps: one, on
     # the 2 batches of 4 lines), and the log's learning_rate column its λ.
     with np.load(tmp_path / "run" / "checkpoint" / "optimizer.npz") as saved:
