@@ -39,5 +39,5 @@ def clip_outliers(grads: Sequence[tf.Tensor], ratio: float) -> tuple[tf.Tensor, 
     """
     norms = [float(tf.norm(g)) for g in grads]
     limit = ratio * statistics.median(norms)
-    return tuple(g * min(1.0, limit / n) if n > 0 else g
+    return tuple(g if n <= limit else g * (limit / n)
                  for g, n in zip(grads, norms, strict=True))

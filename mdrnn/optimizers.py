@@ -184,10 +184,8 @@ class HessianFree:
                              tf.constant(structural, tf.float64))
 
     def loss_and_gradient(self, batches) -> tuple[list[float], tf.Tensor, float]:
-        """Each batch's loss, the flat gradient of their mean (batches weigh alike), and
-        its estimated relative error: the standard error of the mean of the batches'
-        gradients over its norm, sqrt(Σ‖gᵢ − ḡ‖² / (k(k − 1))) / ‖ḡ‖ (NaN for one
-        batch)."""
+        """Each batch's loss, the flat gradient of their mean and its estimated relative
+        error (`mdrnn.batch_gradients.mean_gradient`)."""
         losses, grads = self._batch_gradients(batches)
         return losses, *mean_gradient(grads)
 
