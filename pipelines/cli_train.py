@@ -123,6 +123,10 @@ def _summary(summary: dict) -> str:
               help="hf: scale a batch's gradient down to this many times the median norm of "
                    "its step's batches' gradients (a batch on a cliff of the loss; e.g. 4; "
                    "0: never).")
+@click.option("--hf-structural", type=click.FloatRange(min=0), default=0.0,
+              show_default=True,
+              help="hf: structural damping μ (Martens & Sutskever 2011): damp changes of the "
+                   "recurrent layers' outputs by λμ (e.g. 0.03; 0: none).")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
               help="Default 1e-3 for adam, 1e-4 for sgd; for hf the share of each step taken "
                    "(default 1: whole steps), which --schedule then lowers.")
@@ -169,8 +173,8 @@ def _summary(summary: dict) -> str:
               help="The --lm auto model's longest n-gram.")
 def train_command(train_data, val_data, out, preset, spec_file, height, right_to_left, epochs,
                   batch_size, optimizer, hf_batches, hf_damping, hf_max_cg, hf_average,
-                  hf_precondition, hf_clip, learning_rate, schedule, lr_factor, lr_patience,
-                  patience, augment, dropout, epoch_lines, time_limit, seed, xla,
+                  hf_precondition, hf_clip, hf_structural, learning_rate, schedule, lr_factor,
+                  lr_patience, patience, augment, dropout, epoch_lines, time_limit, seed, xla,
                   mixed_precision, devices, shards, resume, strict, from_model, lm_mode, lm_order):
     """Train a recogniser; the best model by validation CER is OUT/model.keras."""
     import json
@@ -199,6 +203,7 @@ def train_command(train_data, val_data, out, preset, spec_file, height, right_to
                 batch_size=batch_size, optimizer=optimizer, hf_batches=hf_batches,
                 hf_damping=hf_damping, hf_max_cg=hf_max_cg, hf_average=hf_average,
                 hf_precondition=hf_precondition, hf_clip=hf_clip,
+                hf_structural=hf_structural,
                 learning_rate=learning_rate,
                 schedule=schedule, lr_factor=lr_factor, lr_patience=lr_patience,
                 patience=patience, augment=augment, epoch_lines=epoch_lines,

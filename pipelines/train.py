@@ -148,7 +148,8 @@ def _train(train_samples, val_samples, out: Path, written: Path, config, resume,
                                     average=config.hf_average, damping=config.hf_damping,
                                     max_cg=config.hf_max_cg,
                                     precondition=config.hf_precondition,
-                                    clip=config.hf_clip)
+                                    clip=config.hf_clip,
+                                    structural=config.hf_structural)
             else:
                 optimizer = make_optimizer(config)
                 optimizer.build(model.trainable_variables)

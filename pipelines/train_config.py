@@ -55,6 +55,8 @@ class TrainConfig:
         hf_clip: for hf, a batch's gradient is scaled down to at most this many times
             the median of its step's batches' gradient norms (0: never;
             `mdrnn.batch_gradients.clip_outliers`).
+        hf_structural: for hf, μ of Martens & Sutskever's structural damping of the
+            recurrent layers' outputs (0: none; see `mdrnn.pipelines.train_hf`).
     """
 
     spec: str | dict = "graves2009"
@@ -85,6 +87,7 @@ class TrainConfig:
     hf_average: float = 0.0
     hf_precondition: float = 0.0
     hf_clip: float = 0.0
+    hf_structural: float = 0.0
 
     def __post_init__(self):
         if isinstance(self.preprocessing, dict):  # as stored in a checkpoint
@@ -101,6 +104,8 @@ class TrainConfig:
             raise ValueError(f"hf_average must lie in [0, 1), got {self.hf_average!r}")
         if self.hf_clip != 0 and not self.hf_clip >= 1:
             raise ValueError(f"hf_clip must be 0 or >= 1, got {self.hf_clip!r}")
+        if not self.hf_structural >= 0:
+            raise ValueError(f"hf_structural must be >= 0, got {self.hf_structural!r}")
         if not 0 <= self.hf_precondition <= 1:
             raise ValueError(f"hf_precondition must lie in [0, 1], got "
                              f"{self.hf_precondition!r}")

@@ -25,6 +25,13 @@ its step's others', and then makes the step alone; λ climbs. `clip` (`--hf-clip
 scales it down to that many times their median norm
 (`mdrnn.batch_gradients.clip_outliers`).
 
+`structural` = μ > 0 (`--hf-structural`) adds Martens & Sutskever's structural
+damping λμ·J_hᵀJ_h, the Gauss-Newton matrix of a penalty ½‖Δh‖² per line on the
+change of the outputs h of every recurrent layer (MDLSTM2D, Keras RNN and
+Bidirectional layers) at every position (MDLSTM2D outputs 0 at padding, so padding
+adds nothing): it damps a step most along the parameters that move those outputs
+most.
+
 The loss is the batch's mean CTC loss; its Gauss-Newton curvature is the softmax's
 (diag(y) − y yᵀ) on each valid frame, divided by the lines in the batch (see
 `mdrnn.curvature` on why this PSD surrogate).
@@ -34,10 +41,12 @@ from __future__ import annotations
 
 import contextlib
 
+import keras
 import tensorflow as tf
 
 from mdrnn.ctc import ctc_loss
 from mdrnn.errors import InputError
+from mdrnn.layers import MDLSTM2D
 from mdrnn.models import output_lengths
 from mdrnn.optimizers import HessianFree, softmax_curvature
 
@@ -53,12 +62,12 @@ class HFSteps:
             CTC loss and its gradient run outside, as in first-order training).
         shards: parts of the curvature batch whose products run side by side.
         average: the decay d of the weights' moving average above (0: none).
-        **options: `HessianFree`'s damping, max_cg, precondition and clip (no
-            structural damping here).
+        structural: μ of the structural damping above (0: none).
+        **options: `HessianFree`'s damping, max_cg, precondition and clip.
     """
 
     def __init__(self, model, strategy, batches: int, xla: bool = True, shards: int = 1,
-                 average: float = 0.0, **options):
+                 average: float = 0.0, structural: float = 0.0, **options):
         if strategy.num_replicas_in_sync > 1:
             raise InputError("--optimizer hf trains on one device; drop --devices or "
                              "TF_CONFIG")
@@ -70,8 +79,12 @@ class HFSteps:
         forward = tf.function(
             lambda image, width: model({"image": image, "width": width}, training=False),
             jit_compile=xla)
+        recurrent = [layer.output for layer in model.layers if isinstance(
+            layer, (MDLSTM2D, keras.layers.RNN, keras.layers.Bidirectional))]
+        self._states = (keras.Model(model.input, [model.output, *recurrent])
+                        if structural and recurrent else None)
         self.hf = HessianFree(model.trainable_variables, self._outputs, self._loss,
-                              self._curvature, xla=xla, shards=shards,
+                              self._curvature, xla=xla, shards=shards, structural=structural,
                               loss_outputs=lambda b: forward(b["image"], b["width"]),
                               **options)
         self.last: dict = {}
@@ -108,8 +121,11 @@ class HFSteps:
         self._averaged.assign_add(1)
 
     def _outputs(self, batch):
-        return self.model({"image": batch["image"], "width": batch["width"]},
-                          training=False), []
+        inputs = {"image": batch["image"], "width": batch["width"]}
+        if self._states is None:
+            return self.model(inputs, training=False), []
+        logits, *states = self._states(inputs, training=False)
+        return logits, states
 
     def _loss(self, logits, batch):
         frames = output_lengths(self.model, batch["width"])
