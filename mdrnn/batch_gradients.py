@@ -1,12 +1,12 @@
 """The gradients of a Hessian-free step's batches: their mean with its estimated noise,
-and the clipping of a batch whose gradient stands far out from the others'."""
+and the clipping of gradients that stand far out from the recent ones."""
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -25,19 +25,53 @@ def mean_gradient(grads: Sequence[tf.Tensor]) -> tuple[tf.Tensor, float]:
     return grad, noise
 
 
-def clip_outliers(grads: Sequence[tf.Tensor], ratio: float) -> tuple[tf.Tensor, ...]:
-    """Each batch's gradient scaled down to at most `ratio` times the median of the
-    batches' gradient norms; the others as they are.
+class GradientClip:
+    """Clips a step's batch gradients variable by variable, against the recent past.
 
-    A batch whose lines lie on a cliff of the loss (an exploding gradient) can have a
-    gradient up to 150 times the median of its step's (`benchmarks/RESULTS.md`). Left
-    as it is, it makes the mean gradient alone: CG's solution is then dominated by it
-    and large, and that solution, 0.95 of it the next step's warm start, points uphill
-    for the next gradient, so ρ falls below 1/4 and λ climbs. Relative to the step's
-    own batches, the clip leaves ordinary steps alone, unlike a fixed threshold. An
-    infinite norm gives a non-finite gradient, which `HessianFree.step` refuses.
+    Each batch gradient's part in each variable (a weight tensor) is scaled down to at
+    most `ratio` times the median norm of that variable's parts over the last `window`
+    batch gradients, this step's included; parts within the limit are left as they
+    are. Where the median is 0 nothing is clipped.
+
+    A batch whose lines lie on a cliff of the loss can have a gradient up to 150 times
+    the median of its step's, and in an MDLSTM whose cell states have grown to 10¹⁵ or
+    more the gradient of the weights that multiply them (peepholes) can reach 10⁷-10¹³
+    in every batch at once, the other weights' staying under 10 (`benchmarks/RESULTS.md`).
+    Left as they are, such gradients make the step alone and λ climbs until every
+    weight freezes. Clipping each variable against its own past leaves the other
+    variables' gradients as they are. A batch whose gradient is not finite is left
+    as it is (`HessianFree.step` refuses it) and not recorded.
+
+    The norms seen are a variable (`variables`), so a checkpoint resumes exactly.
     """
-    norms = [float(tf.norm(g)) for g in grads]
-    limit = ratio * statistics.median(norms)
-    return tuple(g if n <= limit else g * (limit / n)
-                 for g, n in zip(grads, norms, strict=True))
+
+    def __init__(self, sizes: Sequence[int], ratio: float, window: int = 200):
+        self.sizes, self.ratio = list(sizes), ratio
+        self.norms = tf.Variable(tf.zeros([window, len(self.sizes)], tf.float64),
+                                 trainable=False, name="clip_norms")
+        self.seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="clip_seen")
+
+    @property
+    def variables(self) -> list[tf.Variable]:
+        return [self.norms, self.seen]
+
+    def __call__(self, grads: Sequence[tf.Tensor]) -> tuple[tf.Tensor, ...]:
+        parts = [tf.split(g, self.sizes) for g in grads]
+        norms = np.array([[float(tf.norm(p)) for p in ps] for ps in parts])
+        finite = np.isfinite(norms).all(axis=1)
+        history, seen = self.norms.numpy(), int(self.seen.numpy())
+        for row in norms[finite]:
+            history[seen % len(history)] = row
+            seen += 1
+        self.norms.assign(history)
+        self.seen.assign(seen)
+        if seen == 0:
+            return tuple(grads)
+        median = np.median(history[:min(seen, len(history))], axis=0)
+        limit = np.where(median > 0, self.ratio * median, np.inf)
+        clipped = []
+        for g, ps, n, ok in zip(grads, parts, norms, finite, strict=True):
+            scale = np.minimum(1.0, limit / np.maximum(n, 1e-30))
+            clipped.append(g if not ok or (scale == 1).all() else tf.concat(
+                [p * tf.cast(x, p.dtype) for p, x in zip(ps, scale, strict=True)], 0))
+        return tuple(clipped)

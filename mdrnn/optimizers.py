@@ -3,8 +3,9 @@
 `HessianFree` minimises a mean loss f(θ) of a model's outputs z(θ) by truncated
 Newton steps. Each `step`:
 
-1. computes f and its gradient g on the *gradient batches* (a large sample), a
-   batch's gradient clipped where it stands far out from the others' (`clip`);
+1. computes f and its gradient g on the *gradient batches* (a large sample), each
+   variable's part of a batch's gradient clipped where it stands far out from its
+   recent ones (`clip`);
 2. runs conjugate gradient (`conjugate_gradient`) on the damped quadratic model
    q(p) = gᵀp + ½ pᵀ(G + λI + λμ S)p from 0.95 times the previous step's solution,
    with G = Jᵀ H_L J the Gauss-Newton matrix of the *curvature batch* (a mini-batch):
@@ -38,7 +39,7 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
-from mdrnn.batch_gradients import clip_outliers, mean_gradient
+from mdrnn.batch_gradients import GradientClip, mean_gradient
 from mdrnn.conjugate_gradient import conjugate_gradient, diagonal_preconditioner
 from mdrnn.curvature import softmax_curvature, squared_error_curvature
 from mdrnn.layers.wavefront import forward_mode_jvp
@@ -73,9 +74,9 @@ class HessianFree:
         loss_outputs: batch -> z for the loss and gradient passes (e.g. a forward
             pass compiled with XLA, the loss outside it); default `outputs`.
         precondition: the diagonal preconditioner's exponent ξ (0: none; Martens: 3/4).
-        clip: scale each gradient batch's gradient down to at most `clip` times the
-            median of their norms, the losses left as they are
-            (`mdrnn.batch_gradients.clip_outliers`; 0: never).
+        clip: scale each variable's part of a batch gradient down to at most `clip`
+            times the median of its norms over the last `clip_window` batch gradients,
+            the losses left as they are (`mdrnn.batch_gradients.GradientClip`; 0: never).
     """
 
     def __init__(self, variables: Sequence[tf.Variable], outputs: Callable, loss: Callable,
@@ -83,7 +84,7 @@ class HessianFree:
                  max_cg: int = 250, min_cg: int = 1, decay: float = 0.95,
                  line_search: bool = True, xla: bool = False, shards: int = 1,
                  loss_outputs: Callable | None = None, precondition: float = 0.0,
-                 clip: float = 0.0):
+                 clip: float = 0.0, clip_window: int = 200):
         # Keras 3 variables wrap a tf.Variable, which forward-mode autodiff needs.
         self.params = [v.value if isinstance(getattr(v, "value", None), tf.Variable) else v
                        for v in variables]
@@ -95,7 +96,8 @@ class HessianFree:
         self.shards = shards
         self.structural, self.max_cg, self.min_cg = structural, max_cg, min_cg
         self.decay, self.line_search = decay, line_search
-        self.precondition, self.clip = precondition, clip
+        self.precondition = precondition
+        self._clip = GradientClip(self._sizes, clip, clip_window) if clip else None
         self.damping = tf.Variable(damping, dtype=tf.float64, trainable=False, name="damping")
         self.previous = tf.Variable(tf.zeros(sum(self._sizes), dtype), trainable=False,
                                     name="previous_solution")
@@ -109,8 +111,10 @@ class HessianFree:
 
     @property
     def variables(self) -> list[tf.Variable]:
-        """The optimiser's state, for checkpoints: λ, the last CG solution, steps taken."""
-        return [self.damping, self.previous, self.iterations]
+        """The optimiser's state, for checkpoints: λ, the last CG solution, steps taken
+        (and the clip's norms)."""
+        clip = self._clip.variables if self._clip else []
+        return [self.damping, self.previous, self.iterations, *clip]
 
     # Flat vectors <-> the variables' shapes.
     def _split(self, flat):
@@ -230,8 +234,8 @@ class HessianFree:
             relative error, from the spread of the gradient batches' gradients).
         """
         losses, grads = self._batch_gradients(gradient_batches)
-        if self.clip and len(grads) > 1:
-            grads = clip_outliers(grads, self.clip)
+        if self._clip:
+            grads = self._clip(grads)
         grad, noise = mean_gradient(grads)
         loss = sum(losses) / len(losses)
         damping = float(self.damping.numpy())

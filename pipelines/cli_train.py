@@ -120,9 +120,9 @@ def _summary(summary: dict) -> str:
               help="hf: precondition CG by Martens' diagonal (squared gradients + λ) to "
                    "this power (he takes 0.75; 0: none).")
 @click.option("--hf-clip", type=float, default=0.0, show_default=True,
-              help="hf: scale a batch's gradient down to this many times the median norm of "
-                   "its step's batches' gradients (a batch on a cliff of the loss; e.g. 4; "
-                   "0: never).")
+              help="hf: scale each weight tensor's part of a batch gradient down to this many "
+                   "times its median norm over the last 200 batch gradients (gradients from a "
+                   "cliff of the loss; e.g. 4; 0: never).")
 @click.option("--hf-structural", type=click.FloatRange(min=0), default=0.0,
               show_default=True,
               help="hf: structural damping μ (Martens & Sutskever 2011): damp changes of the "

@@ -52,9 +52,9 @@ class TrainConfig:
             validation reads and the model saves (0: none; see `mdrnn.pipelines.train_hf`).
         hf_precondition: for hf, the exponent of Martens' diagonal CG preconditioner
             (0: none; see `mdrnn.optimizers.HessianFree`).
-        hf_clip: for hf, a batch's gradient is scaled down to at most this many times
-            the median of its step's batches' gradient norms (0: never;
-            `mdrnn.batch_gradients.clip_outliers`).
+        hf_clip: for hf, each variable's part of a batch gradient is scaled down to
+            at most this many times its median norm over the last 200 batch gradients
+            (0: never; `mdrnn.batch_gradients.GradientClip`).
         hf_structural: for hf, μ of Martens & Sutskever's structural damping of the
             recurrent layers' outputs (0: none; see `mdrnn.pipelines.train_hf`).
     """

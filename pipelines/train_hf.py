@@ -20,10 +20,12 @@ saved (`averaged`): near a minimum, HF steps fitted to a few lines each scatter 
 weights around it, and their average lies closer. The steps themselves go on from
 the weights, not from their average; the average is in the checkpoint.
 
-A batch whose lines lie on a cliff of the loss can have a gradient tens of times
-its step's others', and then makes the step alone; λ climbs. `clip` (`--hf-clip`)
-scales it down to that many times their median norm
-(`mdrnn.batch_gradients.clip_outliers`).
+Where a batch's lines lie on a cliff of the loss, or the MDLSTM's cell states have
+grown so large that the weights multiplying them (peepholes) meet one in every
+batch, a gradient can be tens to 10¹² times its usual size, make the step
+alone, and λ climbs. `clip` (`--hf-clip`) scales each variable's part of each batch
+gradient down to that many times its median over the last 200 batch gradients
+(`mdrnn.batch_gradients.GradientClip`).
 
 `structural` = μ > 0 (`--hf-structural`) adds Martens & Sutskever's structural
 damping λμ·J_hᵀJ_h, the Gauss-Newton matrix of a penalty ½‖Δh‖² per line on the
