@@ -126,7 +126,7 @@ def _summary(summary: dict) -> str:
 @click.option("--hf-structural", type=click.FloatRange(min=0), default=0.0,
               show_default=True,
               help="hf: structural damping μ (Martens & Sutskever 2011): damp changes of the "
-                   "recurrent layers' outputs by λμ (e.g. 0.03; 0: none).")
+                   "recurrent layers' outputs by λμ (0: none).")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True),
               help="Default 1e-3 for adam, 1e-4 for sgd; for hf the share of each step taken "
                    "(default 1: whole steps), which --schedule then lowers.")
