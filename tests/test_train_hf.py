@@ -19,7 +19,7 @@ from mdrnn.pipelines.train import train
 
 
 def hf_config(**kwargs):
-    # hf_clip 1: in every step, the batch gradients above their median are clipped.
+    # hf_clip 1: in every step, the tensor parts above their recent median are clipped.
     return tiny_config(optimizer="hf", hf_batches=3, hf_max_cg=8, hf_average=0.5,
                        hf_clip=1.0, schedule="cosine", **kwargs)
 
